@@ -1,0 +1,3 @@
+from codeatlas.cli import main
+
+main()

@@ -1,0 +1,93 @@
+"""The application factory: middleware, error handlers, routers, start-up and shut-down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import sentry_sdk
+from asgi_correlation_id import CorrelationIdMiddleware
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from codeatlas import __version__
+from codeatlas.api import build_api_router
+from codeatlas.core.context import is_valid_request_id, new_request_id
+from codeatlas.db.session import Database
+from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers
+from codeatlas.health.registry import HealthRegistry
+from codeatlas.health.router import router as health_router
+from codeatlas.settings import Settings, get_settings
+from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
+
+logger = logging.getLogger(__name__)
+
+# A component's start-up hook: gets the app and an exit stack for its shut-down.
+StartupHook = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
+STARTUP_HOOKS: list[StartupHook] = []
+
+
+def _init_sentry(settings: Settings) -> None:
+    if settings.sentry_dsn:
+        sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.env, release=__version__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    db = Database(settings)
+    app.state.db = db
+
+    async def check_db() -> str:
+        async with db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return db.dialect
+
+    app.state.health.register("db", check_db)
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(db.dispose)
+        for hook in STARTUP_HOOKS:
+            await hook(app, stack)
+        logger.info("codeatlas %s ready (database: %s)", __version__, db.dialect)
+        yield
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    _init_sentry(settings)
+    app = FastAPI(
+        title="CodeAtlas",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.health = HealthRegistry(settings.health_check_timeout, settings.health_min_components)
+    install_error_handlers(app)
+
+    # Middleware: added innermost first; the correlation id is the outermost layer.
+    app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(LegacyApiMiddleware, sunset=settings.api_legacy_sunset)
+    if not settings.disable_correlation_id:
+        app.add_middleware(
+            CorrelationIdMiddleware,
+            header_name="X-Request-ID",
+            generator=new_request_id,
+            validator=is_valid_request_id,
+            update_request_header=True,
+        )
+
+    app.include_router(health_router)
+    app.include_router(build_api_router())
+    return app
+
+
+def _operation_id(route: Any) -> str:
+    """Operation ids `{tag}-{name}` give generated clients clean method names."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"

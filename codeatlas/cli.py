@@ -1,0 +1,127 @@
+"""The `codeatlas` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from codeatlas import __version__
+
+app = typer.Typer(
+    help="CodeAtlas: a self-hosted, code-aware AI assistant backend.", no_args_is_help=True
+)
+migrate_app = typer.Typer(help="Database migrations (Alembic is the only source of the schema).")
+app.add_typer(migrate_app, name="migrate")
+
+
+def _fail(message: str) -> None:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def prepare_database() -> None:
+    """Bring the schema to head before serving (5-C); ALLOW_SYNC_DB is the dev-only escape."""
+    from codeatlas.db import migrate
+    from codeatlas.settings import get_settings
+
+    settings = get_settings()
+    try:
+        if settings.allow_sync_db:
+            typer.secho("ALLOW_SYNC_DB=true: building schema with create_all (dev only)", err=True)
+            migrate.create_all_dev(settings)
+        elif settings.migrate_on_start:
+            migrate.upgrade(settings)
+    except migrate.MigrationError as exc:
+        _fail(f"Database migration failed, not starting: {exc}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to bind."),
+    workers: int = typer.Option(1, help="Number of uvicorn worker processes."),
+    reload: bool = typer.Option(False, help="Reload on code changes (development)."),
+) -> None:
+    """Migrate the database to head, then serve the API."""
+    import uvicorn
+
+    from codeatlas.core.logging import configure_logging, logging_config
+    from codeatlas.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValueError as exc:
+        _fail(f"Invalid settings: {exc}")
+        return
+    configure_logging(settings.log_level, settings.log_format)
+    prepare_database()
+    uvicorn.run(
+        "codeatlas.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if not reload else None,
+        reload=reload,
+        log_config=logging_config(settings.log_level, settings.log_format),
+    )
+
+
+@migrate_app.command("upgrade")
+def migrate_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
+    """Upgrade the database to a revision (default: head)."""
+    from codeatlas.db import migrate
+    from codeatlas.settings import get_settings
+
+    try:
+        migrate.upgrade(get_settings(), revision)
+    except migrate.MigrationError as exc:
+        _fail(str(exc))
+    typer.echo(f"upgraded to {revision}")
+
+
+@migrate_app.command("downgrade")
+def migrate_downgrade(
+    revision: str = typer.Argument(..., help="Target revision, e.g. -1 or base."),
+) -> None:
+    """Downgrade the database to a revision."""
+    from codeatlas.db import migrate
+    from codeatlas.settings import get_settings
+
+    migrate.downgrade(get_settings(), revision)
+    typer.echo(f"downgraded to {revision}")
+
+
+@migrate_app.command("current")
+def migrate_current() -> None:
+    """Print the database's current revision and the code's head."""
+    from codeatlas.db import migrate
+    from codeatlas.settings import get_settings
+
+    typer.echo(f"current: {migrate.current_revision(get_settings())}")
+    typer.echo(f"head:    {migrate.head_revision()}")
+
+
+@migrate_app.command("check")
+def migrate_check() -> None:
+    """Fail if the models have changes no migration covers (schema drift)."""
+    from codeatlas.db import migrate
+    from codeatlas.settings import get_settings
+
+    try:
+        migrate.check(get_settings())
+    except migrate.MigrationError as exc:
+        _fail(f"Schema drift: {exc}")
+    typer.echo("no drift: models match migrations")
+
+
+@app.command()
+def version() -> None:
+    """Print the CodeAtlas version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app(prog_name="codeatlas")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Engine, sessionmaker, the request session dependency and ``atomic()``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from codeatlas.settings import Settings
+
+
+def _prepare_sqlite(engine: AsyncEngine, *, transactional: bool) -> None:
+    """Make SQLite behave: foreign keys on, WAL, and SAVEPOINT-correct transactions.
+
+    pysqlite/aiosqlite begin transactions lazily on their own, which breaks SAVEPOINT and
+    transactional DDL; SQLAlchemy's documented recipe is to turn that off and emit BEGIN
+    ourselves.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    if transactional:  # with ATOMIC_TRANSACTIONS=false every statement commits by itself
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN")
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = make_url(settings.resolved_database_url)
+    kwargs: dict[str, Any] = {"echo": settings.db_echo, "pool_pre_ping": True}
+    if not settings.atomic_transactions:
+        # 3-A roll-back: every statement commits on its own, like the old commit-per-write code.
+        kwargs["isolation_level"] = "AUTOCOMMIT"
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            from pathlib import Path
+
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs["pool_size"] = settings.db_pool_size
+        kwargs["max_overflow"] = settings.db_pool_size
+        kwargs["connect_args"] = {"timeout": 5, "command_timeout": 30}
+    engine = create_async_engine(url, **kwargs)
+    if url.get_backend_name() == "sqlite":
+        _prepare_sqlite(engine, transactional=settings.atomic_transactions)
+    return engine
+
+
+class Database:
+    """The engine and sessionmaker of one process, chosen once at start-up."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session for background code; pair it with :func:`atomic` for its writes."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+@asynccontextmanager
+async def atomic(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """All writes inside the block commit together or not at all.
+
+    Outside a transaction it opens one (``session.begin()``) and commits on exit; inside one
+    (a request, an outer ``atomic``) it uses a SAVEPOINT, so a failure undoes just this block
+    and the caller decides about the rest. With ATOMIC_TRANSACTIONS=false the engine is in
+    autocommit and this only flushes.
+    """
+    if session.in_transaction():
+        async with session.begin_nested():
+            yield session
+    else:
+        async with session.begin():
+            yield session
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One request, one transaction: commit when the endpoint returns, roll back if it raises.
+
+    FastAPI runs this exit code before the response is sent, so a client that reads right
+    after a successful write sees it.
+    """
+    db: Database = request.app.state.db
+    async with db.sessionmaker() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -1,0 +1,1 @@
+"""Liveness and readiness (2-B): a registry of component checks."""

@@ -1,0 +1,155 @@
+"""Test fixtures: real databases (PostgreSQL when DATABASE_URL names one, SQLite always).
+
+The primary backend is PostgreSQL when ``DATABASE_URL`` points at one (CI does), else SQLite.
+Each test run builds its databases fresh with ``alembic upgrade head``; each test starts on
+empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from codeatlas.app import create_app
+from codeatlas.db import migrate
+from codeatlas.db.session import Database
+from codeatlas.models import Base
+from codeatlas.settings import Settings
+
+ENV_DATABASE_URL = os.environ.get("DATABASE_URL", "")
+PG_AVAILABLE = ENV_DATABASE_URL.startswith("postgresql")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _recreate_pg_database(url: str) -> None:
+    import asyncpg
+
+    u = make_url(url)
+    admin = await asyncpg.connect(
+        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, database="postgres"
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{u.database}"')
+    finally:
+        await admin.close()
+
+
+def make_database_url(backend: str, tmp: Path, name: str) -> str:
+    """A fresh, empty database of the given backend."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp / (name + '.db')}"
+    if not PG_AVAILABLE:
+        pytest.skip("PostgreSQL not configured (set DATABASE_URL=postgresql+asyncpg://...)")
+    base = make_url(ENV_DATABASE_URL)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    url = base.set(database=f"{base.database}_{name}_{worker}").render_as_string(
+        hide_password=False
+    )
+    asyncio.run(_recreate_pg_database(url))
+    return url
+
+
+def build_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "env": "test",
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "migrate_on_start": True,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("codeatlas")
+
+
+@pytest.fixture(scope="session")
+def primary_backend() -> str:
+    return "postgresql" if PG_AVAILABLE else "sqlite"
+
+
+@pytest.fixture(scope="session")
+def migrated_url(primary_backend: str, session_tmp: Path) -> str:
+    """The primary test database, built by Alembic once per run."""
+    url = make_database_url(primary_backend, session_tmp, "main")
+    migrate.upgrade(build_settings(url, session_tmp))
+    return url
+
+
+@pytest.fixture
+def settings(migrated_url: str, tmp_path: Path) -> Settings:
+    return build_settings(migrated_url, tmp_path)
+
+
+async def truncate_all(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with db.engine.begin() as conn:
+        if db.dialect == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for name in tables:
+                await conn.execute(text(f"DELETE FROM {name}"))
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database(settings)
+    await truncate_all(database)
+    try:
+        yield database
+    finally:
+        await truncate_all(database)
+        await database.dispose()
+
+
+@pytest.fixture
+def app_factory(db: Database) -> Iterator[Any]:
+    """Builds apps on the test database; `settings` overrides are applied on top."""
+
+    def factory(**overrides: Any) -> FastAPI:
+        return create_app(db.settings.model_copy(update=overrides))
+
+    yield factory
+
+
+@pytest.fixture
+async def app(app_factory: Any) -> AsyncIterator[FastAPI]:
+    application: FastAPI = app_factory()
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+PYTHON = sys.executable
