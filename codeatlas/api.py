@@ -9,9 +9,24 @@ from codeatlas.versioning import API_PREFIX
 
 
 def build_api_router() -> APIRouter:
-    # Every route can fail validation or crash; both answer with the error envelope.
-    api = APIRouter(prefix=API_PREFIX, responses=responses(422, 500))
+    from codeatlas.auth.router import router as auth_router
+    from codeatlas.code.router import router as code_router
+    from codeatlas.jobs.router import router as jobs_router
+    from codeatlas.knowledge.router import router as knowledge_router
+    from codeatlas.projects.router import router as projects_router
+    from codeatlas.rendering.router import router as rendering_router
     from codeatlas.system.router import router as system_router
 
-    api.include_router(system_router)
+    # Every route can fail validation or crash; both answer with the error envelope.
+    api = APIRouter(prefix=API_PREFIX, responses=responses(422, 500))
+    for router in (
+        system_router,
+        auth_router,
+        projects_router,
+        code_router,
+        jobs_router,
+        rendering_router,
+        knowledge_router,
+    ):
+        api.include_router(router)
     return api

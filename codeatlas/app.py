@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,9 +25,18 @@ from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
 
 logger = logging.getLogger(__name__)
 
-# A component's start-up hook: gets the app and an exit stack for its shut-down.
 StartupHook = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
-STARTUP_HOOKS: list[StartupHook] = []
+
+# Each component's start-up hook, in order: it gets the app and an exit stack for its
+# shut-down. Redis comes first because the others use it.
+LIFECYCLE_MODULES = [
+    "codeatlas.core.redis_client",
+    "codeatlas.auth.lifecycle",
+    "codeatlas.code.lifecycle",
+    "codeatlas.jobs.lifecycle",
+    "codeatlas.rendering.lifecycle",
+    "codeatlas.knowledge.lifecycle",
+]
 
 
 def _init_sentry(settings: Settings) -> None:
@@ -48,8 +58,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.health.register("db", check_db)
     async with AsyncExitStack() as stack:
         stack.push_async_callback(db.dispose)
-        for hook in STARTUP_HOOKS:
-            await hook(app, stack)
+        for module in LIFECYCLE_MODULES:
+            startup: StartupHook = importlib.import_module(module).startup
+            await startup(app, stack)
         logger.info("codeatlas %s ready (database: %s)", __version__, db.dialect)
         yield
 

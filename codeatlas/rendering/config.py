@@ -1,0 +1,9 @@
+"""Settings owned by the rendering domain (mixed into :class:`codeatlas.settings.Settings`)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class RenderingSettings(BaseModel):
+    """Every field is an environment variable of the same name, with a description."""
