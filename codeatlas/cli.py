@@ -119,7 +119,20 @@ def version() -> None:
     typer.echo(__version__)
 
 
+DOMAIN_CLIS = [
+    "codeatlas.auth.cli",
+    "codeatlas.code.cli",
+    "codeatlas.jobs.cli",
+    "codeatlas.rendering.cli",
+    "codeatlas.knowledge.cli",
+]
+
+
 def main() -> None:
+    import importlib
+
+    for module in DOMAIN_CLIS:
+        importlib.import_module(module).register(app)
     app(prog_name="codeatlas")
 
 
