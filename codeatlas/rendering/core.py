@@ -1,0 +1,667 @@
+"""Markdown → safe HTML rendering core (pure, no I/O).
+
+This module owns turning user/assistant Markdown into HTML that can be inserted
+into a page without further escaping:
+
+* CommonMark (markdown-it-py) plus tables, strikethrough, GitHub task lists and,
+  when the optional ``linkify-it-py`` package is importable, bare-URL linkify;
+* fenced code highlighted server-side by Pygments into CSS classes
+  (:func:`stylesheet` returns the matching CSS);
+* ``$…$`` / ``$$…$$`` math converted server-side to MathML by latex2mathml;
+* ``mermaid`` fences passed through as escaped text for client-side rendering
+  (the client must run mermaid with ``securityLevel: "strict"``);
+* a final nh3 (ammonia) sanitising pass with an explicit allowlist;
+* bounded work (input size cap, nesting cap, per-block/per-document budgets);
+* cache-key derivation and the :class:`RenderCache` protocol with an in-process
+  LRU implementation.
+
+Security model: raw HTML is disabled in the Markdown parser, so every tag in the
+intermediate HTML comes from this module or from latex2mathml.  The nh3 pass is
+defence in depth against bugs in either of those, not the primary barrier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote
+from xml.etree.ElementTree import Element, tostring
+
+import nh3
+from latex2mathml.converter import convert_to_element
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML, RendererProtocol
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from pydantic import BaseModel, ConfigDict
+from pygments import highlight as pygments_highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.util import ClassNotFound
+
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "RENDERER_VERSION",
+    "MemoryRenderCache",
+    "RenderCache",
+    "RenderOptions",
+    "RenderResult",
+    "RenderTooLarge",
+    "cache_key",
+    "link_is_safe",
+    "linkify_available",
+    "render_markdown",
+    "sanitize_html",
+    "stylesheet",
+]
+
+# --------------------------------------------------------------------------- limits
+
+#: Hard cap on input size (UTF-8 bytes).  The API maps RenderTooLarge to 413.
+MAX_INPUT_BYTES = 200_000
+#: markdown-it nesting cap.  Deeper structure is not parsed further; it bounds the
+#: work done on inputs such as 10k nested ``>`` and keeps the DOM shallow.
+MAX_NESTING = 20
+#: Fenced blocks larger than this are emitted as plain escaped text: Pygments'
+#: regex lexers are the slowest step and some have super-linear corner cases.
+MAX_HIGHLIGHT_CHARS = 50_000
+#: Total characters highlighted per document; further blocks are left plain.
+MAX_HIGHLIGHT_TOTAL_CHARS = 150_000
+#: Longest single formula sent to latex2mathml.
+MAX_MATH_CHARS = 4_000
+#: Formulas converted per document; the rest are emitted as escaped source.
+MAX_MATH_EXPRESSIONS = 500
+#: Distinct fence languages listed in RenderResult.code_languages.
+MAX_REPORTED_LANGUAGES = 50
+
+# Bump when the produced HTML changes for the same input; it is part of the cache
+# key together with the versions of the libraries that shape the output.
+_RENDER_FORMAT = "1"
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+RENDERER_VERSION = "codeatlas-render/{};{}".format(
+    _RENDER_FORMAT,
+    ",".join(
+        f"{dist}={_dist_version(dist)}"
+        for dist in (
+            "markdown-it-py",
+            "mdit-py-plugins",
+            "linkify-it-py",
+            "Pygments",
+            "latex2mathml",
+            "nh3",
+        )
+    ),
+)
+
+try:  # optional: linkify-it-py powers bare-URL autolinking in markdown-it.
+    import linkify_it  # noqa: F401
+
+    _LINKIFY_AVAILABLE = True
+except ImportError:  # degrade: CommonMark <https://…> autolinks still work.
+    _LINKIFY_AVAILABLE = False
+
+
+def linkify_available() -> bool:
+    """Whether bare URLs can be autolinked (``linkify-it-py`` is installed)."""
+    return _LINKIFY_AVAILABLE
+
+
+# --------------------------------------------------------------------------- public types
+
+
+class RenderTooLarge(Exception):
+    """The input exceeds the renderer's size limit (maps to HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"markdown input is {size} bytes; the limit is {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class RenderOptions(BaseModel):
+    """Feature switches for one render.  Frozen and hashable (used as a cache key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    highlight: bool = True
+    math: bool = True
+    mermaid: bool = True
+    linkify: bool = True
+
+
+class RenderResult(BaseModel):
+    """Sanitised HTML plus what the client needs to know about it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    html: str
+    #: Normalised languages of fenced code blocks, first-seen order, no duplicates,
+    #: at most MAX_REPORTED_LANGUAGES (mermaid blocks rendered as diagrams are
+    #: reported via ``has_mermaid`` only).
+    code_languages: list[str]
+    has_math: bool
+    has_mermaid: bool
+
+
+_DEFAULT_OPTIONS = RenderOptions()
+
+# --------------------------------------------------------------------------- sanitiser
+
+_MATHML_TAGS = frozenset(
+    {
+        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub",
+        "msubsup", "mfrac", "msqrt", "mroot", "mover", "munder", "munderover",
+        "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose",
+        "merror", "mfenced", "semantics", "annotation",
+    }
+)  # fmt: skip
+# Presentation attributes latex2mathml emits.  Deliberately absent: href (MathML
+# links, e.g. from \href), style/mathcolor/mathbackground (\style, \color), id.
+_MATHML_ATTRIBUTES = frozenset(
+    {
+        "xmlns", "display", "mathvariant", "stretchy", "fence", "form", "accent",
+        "accentunder", "separator", "separators", "largeop", "movablelimits",
+        "symmetric", "minsize", "maxsize", "lspace", "rspace", "width", "height",
+        "depth", "voffset", "linethickness", "columnalign", "columnlines",
+        "rowlines", "rowalign", "columnspacing", "rowspacing", "displaystyle",
+        "scriptlevel", "notation", "open", "close", "bevelled",
+    }
+)  # fmt: skip
+_HTML_TAGS = frozenset(
+    {
+        "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul",
+        "ol", "li", "pre", "code", "span", "div", "em", "strong", "del", "s", "a",
+        "img", "table", "thead", "tbody", "tr", "th", "td", "input",
+    }
+)  # fmt: skip
+ALLOWED_TAGS: frozenset[str] = _HTML_TAGS | _MATHML_TAGS
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "code": {"class"},
+    "span": {"class"},
+    "pre": {"class"},
+    "div": {"class"},
+    "ol": {"start"},
+    # Task lists: the plugin marks up ul/li/input with classes.
+    "ul": {"class"},
+    "li": {"class"},
+    "input": {"class"},
+    # Column alignment, rewritten from markdown-it's style= (see _table_align_rule).
+    "th": {"class"},
+    "td": {"class"},
+    **{tag: set(_MATHML_ATTRIBUTES) for tag in _MATHML_TAGS},
+}
+# Only a disabled checkbox may survive as an <input>: type/checked/disabled are
+# value-restricted (type=text/hidden etc. are dropped) and then type=checkbox and
+# disabled are forced, so not even a bare <input> text box can get through.
+_INPUT_ATTRIBUTE_VALUES: dict[str, dict[str, set[str]]] = {
+    "input": {
+        "type": {"checkbox"},
+        "checked": {"checked", ""},
+        "disabled": {"disabled", ""},
+    }
+}
+_FORCED_ATTRIBUTE_VALUES: dict[str, dict[str, str]] = {
+    "input": {"type": "checkbox", "disabled": "disabled"},
+}
+ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+# Dropped together with their content (nh3 keeps the text of other removed tags).
+_CLEAN_CONTENT_TAGS = frozenset(
+    {"script", "style", "iframe", "object", "embed", "noscript", "template", "xmp",
+     "noembed", "noframes", "textarea", "select", "title", "svg"}
+)  # fmt: skip
+
+
+def sanitize_html(fragment: str) -> str:
+    """Clean an HTML fragment with the renderer's allowlist (tags, attributes, URLs)."""
+    return nh3.clean(
+        fragment,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(_CLEAN_CONTENT_TAGS),
+        attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
+        tag_attribute_values=_INPUT_ATTRIBUTE_VALUES,
+        set_tag_attribute_values=_FORCED_ATTRIBUTE_VALUES,
+        url_schemes=set(ALLOWED_URL_SCHEMES),
+        link_rel="nofollow noopener noreferrer",
+        strip_comments=True,
+    )
+
+
+# --------------------------------------------------------------------------- code fences
+
+_LANG_RE = re.compile(r"[a-z0-9][a-z0-9_+#.-]{0,31}")
+_FORMATTER = HtmlFormatter(nowrap=True)
+
+
+def _normalise_lang(info: str) -> str:
+    """First word of a fence info string, or "" if it is not a plausible language.
+
+    It ends up in a class attribute, so only a conservative charset is accepted.
+    """
+    word = html.unescape(info).strip().split(maxsplit=1)[0].lower() if info.strip() else ""
+    # "{python}" and "language-python" are common spellings of the same thing.
+    word = word.strip("{}.")
+    word = word.removeprefix("language-")
+    return word if _LANG_RE.fullmatch(word) else ""
+
+
+@lru_cache(maxsize=256)
+def _lexer_for(lang: str) -> Lexer | None:
+    try:
+        # stripnl=False: keep leading blank lines exactly as the author wrote them.
+        return get_lexer_by_name(lang, stripnl=False)
+    except ClassNotFound:
+        return None
+
+
+@dataclass
+class _RenderState:
+    """Per-render mutable state, passed through markdown-it's ``env``."""
+
+    options: RenderOptions
+    highlight_budget: int = MAX_HIGHLIGHT_TOTAL_CHARS
+    math_budget: int = MAX_MATH_EXPRESSIONS
+    # dict as an insertion-ordered set: O(1) membership on documents with
+    # thousands of fences.
+    code_languages: dict[str, None] = field(default_factory=dict)
+    has_math: bool = False
+    has_mermaid: bool = False
+
+
+_ENV_KEY = "codeatlas_render_state"
+
+
+def _state(env: EnvType) -> _RenderState:
+    state = env[_ENV_KEY]
+    assert isinstance(state, _RenderState)
+    return state
+
+
+def _render_fence(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    token = tokens[idx]
+    state = _state(env)
+    lang = _normalise_lang(token.info)
+    source = token.content
+
+    if lang == "mermaid" and state.options.mermaid:
+        state.has_mermaid = True
+        return f'<pre class="mermaid">{html.escape(source, quote=False)}</pre>\n'
+
+    if lang and len(state.code_languages) < MAX_REPORTED_LANGUAGES:
+        state.code_languages.setdefault(lang, None)
+    code_class = f' class="language-{lang}"' if lang else ""
+
+    lexer = _lexer_for(lang) if lang and state.options.highlight else None
+    if (
+        lexer is not None
+        and len(source) <= MAX_HIGHLIGHT_CHARS
+        and len(source) <= state.highlight_budget
+    ):
+        state.highlight_budget -= len(source)
+        body = pygments_highlight(source, lexer, _FORMATTER)
+        return f'<pre class="highlight"><code{code_class}>{body}</code></pre>\n'
+    return f"<pre><code{code_class}>{html.escape(source, quote=False)}</code></pre>\n"
+
+
+def stylesheet(style: str = "default") -> str:
+    """CSS for the Pygments token classes used inside ``pre.highlight``.
+
+    Raises ``ValueError`` for an unknown Pygments style name.
+    """
+    try:
+        formatter = HtmlFormatter(style=style)
+    except ClassNotFound as exc:
+        raise ValueError(f"unknown Pygments style: {style!r}") from exc
+    css = str(formatter.get_style_defs(".highlight"))
+    # Keep only rules scoped to .highlight: Pygments also emits a global
+    # ``pre { … }`` rule and line-number rules that we never generate markup for.
+    return "\n".join(line for line in css.splitlines() if line.startswith(".highlight")) + "\n"
+
+
+# --------------------------------------------------------------------------- math
+
+# latex2mathml expands \def/\newcommand macros with a depth cap but no size cap,
+# so a chain of doubling macros is an exponential-output bomb: refuse them.
+_MACRO_DEFINITION_RE = re.compile(
+    r"\\(?:[egx]?def|(?:re)?newcommand|providecommand|let|DeclareMathOperator)(?![A-Za-z])"
+)
+
+
+def _math_error(latex: str) -> str:
+    return f'<span class="math-error">{html.escape(latex, quote=False)}</span>'
+
+
+def _fix_text(element: Element) -> None:
+    """Turn latex2mathml's pre-encoded text back into plain strings.
+
+    latex2mathml stores entities such as ``&#x0002B;`` as literal text and then
+    un-escapes its whole serialised output, which lets ``\\text{<b>}`` or a bare
+    ``&`` through as markup.  Decoding per node and letting ElementTree escape on
+    serialisation gives well-formed, correctly escaped MathML instead.
+    """
+    for node in element.iter():
+        if node.text:
+            node.text = html.unescape(node.text)
+        if node.tail:
+            node.tail = html.unescape(node.tail)
+        for name, value in node.attrib.items():
+            node.attrib[name] = html.unescape(value)
+
+
+def _latex_to_mathml(latex: str, display_mode: bool) -> str:
+    if len(latex) > MAX_MATH_CHARS or _MACRO_DEFINITION_RE.search(latex):
+        return _math_error(latex)
+    try:
+        element = convert_to_element(latex, display="block" if display_mode else "inline")
+    except Exception:  # noqa: BLE001 - any converter failure degrades to source text
+        # latex2mathml raises a variety of exception types (its own, IndexError,
+        # RecursionError, ...) on malformed input; none should fail the render.
+        return _math_error(latex)
+    _fix_text(element)
+    return tostring(element, encoding="unicode", short_empty_elements=False)
+
+
+def _make_math_renderer() -> Callable[[str, dict[str, Any]], str]:
+    # dollarmath's renderer hook gets no env, so the per-document budget is applied
+    # in a render rule wrapper (_wrap_math_rule) and this just converts.
+    def render(content: str, meta: dict[str, Any]) -> str:
+        return _latex_to_mathml(content, bool(meta.get("display_mode")))
+
+    return render
+
+
+# Rules stored on a renderer are already bound to it (add_render_rule binds them).
+_BoundRule = Callable[[Sequence[Token], int, OptionsDict, EnvType], str]
+_RenderRule = Callable[[RendererProtocol, Sequence[Token], int, OptionsDict, EnvType], str]
+
+
+def _wrap_math_rule(rule: _BoundRule) -> _RenderRule:
+    def wrapped(
+        self: RendererProtocol,
+        tokens: Sequence[Token],
+        idx: int,
+        options: OptionsDict,
+        env: EnvType,
+    ) -> str:
+        state = _state(env)
+        state.has_math = True
+        if state.math_budget <= 0:
+            token = tokens[idx]
+            tag = "span" if token.type == "math_inline" else "div"
+            return f'<{tag} class="math">{_math_error(token.content.strip())}</{tag}>'
+        state.math_budget -= 1
+        return rule(tokens, idx, options, env)
+
+    return wrapped
+
+
+# --------------------------------------------------------------------------- tables
+
+_ALIGN_RE = re.compile(r"text-align:\s*(left|right|center)")
+
+
+def _table_align_rule(state: StateCore) -> None:
+    """Replace markdown-it's ``style="text-align:…"`` on th/td with a class.
+
+    ``style`` attributes are not allowed through the sanitiser; a class keeps the
+    alignment information for the page stylesheet.
+    """
+    for token in state.tokens:
+        if token.type not in ("th_open", "td_open"):
+            continue
+        style = token.attrGet("style")
+        if style is None:
+            continue
+        token.attrs.pop("style", None)
+        match = _ALIGN_RE.search(str(style))
+        if match:
+            token.attrJoin("class", f"align-{match.group(1)}")
+
+
+# --------------------------------------------------------------------------- task lists
+
+# GFM: "[ ]", "[x]" or "[X]" followed by whitespace at the start of a list item.
+_TASK_RE = re.compile(r"\[([ xX])\][ \t\n\v\f\r]+")
+
+
+def _tasklists_rule(state: StateCore) -> None:
+    """GitHub task lists, same markup as ``mdit_py_plugins.tasklists``.
+
+    Reimplemented because the plugin looks up each item's parent list by scanning
+    backwards, which is quadratic: 20k ``- [ ] x`` lines took ~35 s.  Here one
+    pass keeps a stack of open lists.
+    """
+    tokens = state.tokens
+    open_lists: list[Token] = []
+    for i, token in enumerate(tokens):
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            open_lists.append(token)
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            if open_lists:
+                open_lists.pop()
+        elif (
+            token.type == "inline"
+            and i >= 2
+            and tokens[i - 1].type == "paragraph_open"
+            and tokens[i - 2].type == "list_item_open"
+            and token.children
+            and token.children[0].type == "text"
+        ):
+            match = _TASK_RE.match(token.content)
+            first = token.children[0]
+            # The text child must start with the marker too (not, say, a link
+            # whose label happens to be "x").
+            if match is None or not first.content.startswith(match.group(0)[:3]):
+                continue
+            checked = ' checked="checked"' if match.group(1) != " " else ""
+            checkbox = Token("html_inline", "", 0)
+            checkbox.content = (
+                f'<input class="task-list-item-checkbox"{checked} disabled="disabled" '
+                'type="checkbox">'
+            )
+            first.content = first.content[3:]
+            token.content = token.content[3:]
+            token.children.insert(0, checkbox)
+            tokens[i - 2].attrSet("class", "task-list-item")
+            if open_lists:
+                open_lists[-1].attrSet("class", "contains-task-list")
+
+
+# --------------------------------------------------------------------------- links
+
+_URL_SCHEME_RE = re.compile(r"([a-z][a-z0-9+.\-]*):")
+# Browsers ignore tab/newline anywhere in a URL and trim C0 controls and spaces.
+_URL_NOISE_RE = re.compile(r"[\x00-\x20\x7f-\x9f\s]")
+
+
+def link_is_safe(url: str) -> bool:
+    """Whether a link/image URL is http(s), mailto or scheme-less (relative).
+
+    Stricter than markdown-it's default (which allows ``data:image/*`` and every
+    scheme it does not know): entity and percent encodings are undone first, so
+    ``&#106;avascript:`` or ``javascript%3A`` cannot reach anything that might
+    decode the URL once more (a client-side re-render, a copy-paste).
+    """
+    decoded = url
+    for _ in range(4):
+        step = unquote(html.unescape(decoded))
+        if step == decoded:
+            break
+        decoded = step
+    else:  # still changing after several rounds: deliberately obfuscated
+        return False
+    match = _URL_SCHEME_RE.match(_URL_NOISE_RE.sub("", decoded).lower())
+    return match is None or match.group(1) in ALLOWED_URL_SCHEMES
+
+
+class _MarkdownIt(MarkdownIt):
+    def validateLink(self, url: str) -> bool:  # markdown-it's hook (camelCase upstream)
+        return link_is_safe(url)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+@lru_cache(maxsize=16)
+def _markdown_it(options: RenderOptions) -> MarkdownIt:
+    """One configured parser per option combination (instances are reusable)."""
+    linkify = options.linkify and _LINKIFY_AVAILABLE
+    md = _MarkdownIt(
+        "commonmark",
+        {
+            # Raw HTML is rendered as text; see the module docstring.
+            "html": False,
+            "linkify": linkify,
+            "typographer": False,
+            "maxNesting": MAX_NESTING,
+        },
+    )
+    md.enable(["table", "strikethrough"])
+    if linkify:
+        md.enable("linkify")
+    # After text_join so a list item's leading text is one token.
+    md.core.ruler.push("codeatlas_tasklists", _tasklists_rule)
+    if options.math:
+        md.use(
+            dollarmath_plugin,
+            # No labels: they emit id= attributes (DOM clobbering) and anchors.
+            allow_labels=False,
+            # "$5 and $10" and "$ 5 $" are prices, not maths.
+            allow_space=False,
+            allow_digits=False,
+            double_inline=True,
+            renderer=_make_math_renderer(),
+        )
+        renderer = md.renderer
+        assert isinstance(renderer, RendererHTML)
+        for name in ("math_inline", "math_inline_double", "math_block"):
+            md.add_render_rule(name, _wrap_math_rule(renderer.rules[name]))
+    md.core.ruler.push("codeatlas_table_align", _table_align_rule)
+    md.add_render_rule("fence", _render_fence)
+    return md
+
+
+def render_markdown(
+    text: str,
+    options: RenderOptions | None = None,
+    *,
+    max_bytes: int = MAX_INPUT_BYTES,
+) -> RenderResult:
+    """Render Markdown to sanitised HTML.
+
+    Raises :class:`RenderTooLarge` when ``text`` is over ``max_bytes`` UTF-8 bytes.
+    """
+    # A str never has more characters than UTF-8 bytes, so an over-long string is
+    # rejected before paying for the encode.
+    if len(text) > max_bytes:
+        raise RenderTooLarge(len(text.encode("utf-8", "surrogatepass")), max_bytes)
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise RenderTooLarge(size, max_bytes)
+
+    opts = options or _DEFAULT_OPTIONS
+    md = _markdown_it(opts)
+    state = _RenderState(options=opts)
+    raw = md.render(text, {_ENV_KEY: state})
+    return RenderResult(
+        html=sanitize_html(raw),
+        code_languages=list(state.code_languages),
+        has_math=state.has_math,
+        has_mermaid=state.has_mermaid,
+    )
+
+
+# --------------------------------------------------------------------------- caching
+
+
+def cache_key(text: str, options: RenderOptions | None = None) -> str:
+    """Stable key for a render: sha256 over renderer version, options and text."""
+    opts = options or _DEFAULT_OPTIONS
+    digest = hashlib.sha256()
+    # NUL separators keep the (version, options, text) split unambiguous.
+    digest.update(RENDERER_VERSION.encode())
+    digest.update(b"\0")
+    digest.update(json.dumps(opts.model_dump(), sort_keys=True).encode())
+    digest.update(b"\0")
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return "render:" + digest.hexdigest()
+
+
+@runtime_checkable
+class RenderCache(Protocol):
+    """Async store of rendered HTML by :func:`cache_key`."""
+
+    async def get(self, key: str) -> str | None:
+        """The cached HTML, or None if absent or expired."""
+        ...
+
+    async def set(self, key: str, html: str, ttl: float | None = None) -> None:
+        """Store HTML for ``ttl`` seconds (None: until evicted)."""
+        ...
+
+
+class MemoryRenderCache:
+    """In-process LRU :class:`RenderCache` with optional per-entry TTL.
+
+    Safe for use from one event loop: no method awaits between reading and
+    updating the dict, so coroutine interleaving cannot corrupt it.
+    """
+
+    def __init__(self, maxsize: int = 1024, *, clock: Callable[[], float] = time.monotonic):
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        self.maxsize = maxsize
+        self._clock = clock
+        # key -> (html, expires_at or None)
+        self._entries: OrderedDict[str, tuple[str, float | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, key: str) -> str | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if expires_at is not None and self._clock() >= expires_at:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return value
+
+    async def set(self, key: str, html: str, ttl: float | None = None) -> None:
+        expires_at = None if ttl is None else self._clock() + ttl
+        self._entries[key] = (html, expires_at)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.maxsize:
+            self._entries.popitem(last=False)
+
+    async def clear(self) -> None:
+        self._entries.clear()
