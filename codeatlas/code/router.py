@@ -1,7 +1,0 @@
-"""The code API."""
-
-from __future__ import annotations
-
-from fastapi import APIRouter
-
-router = APIRouter(prefix="/projects", tags=["code"])
