@@ -16,6 +16,7 @@ from sqlalchemy import text
 from codeatlas import __version__
 from codeatlas.api import build_api_router
 from codeatlas.core.context import is_valid_request_id, new_request_id
+from codeatlas.core.ratelimit import install_rate_limiting
 from codeatlas.db.session import Database
 from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers
 from codeatlas.health.registry import HealthRegistry
@@ -31,6 +32,7 @@ StartupHook = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
 # shut-down. Redis comes first because the others use it.
 LIFECYCLE_MODULES = [
     "codeatlas.core.redis_client",
+    "codeatlas.core.ratelimit",
     "codeatlas.auth.lifecycle",
     "codeatlas.code.lifecycle",
     "codeatlas.jobs.lifecycle",
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.health = HealthRegistry(settings.health_check_timeout, settings.health_min_components)
     install_error_handlers(app)
+    install_rate_limiting(app)  # SlowAPI's 429 in the envelope, with Retry-After
 
     # Middleware: added innermost first; the correlation id is the outermost layer.
     app.add_middleware(UnhandledErrorMiddleware)

@@ -54,15 +54,22 @@ def serve(
         return
     configure_logging(settings.log_level, settings.log_format)
     prepare_database()
-    uvicorn.run(
-        "codeatlas.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers if not reload else None,
-        reload=reload,
-        log_config=logging_config(settings.log_level, settings.log_format),
-    )
+    from codeatlas.core.embedded_redis import redis_for_serve
+
+    # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends.
+    with redis_for_serve(settings):
+        uvicorn.run(
+            "codeatlas.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers if not reload else None,
+            reload=reload,
+            log_config=logging_config(settings.log_level, settings.log_format),
+            # X-Forwarded-For is trusted only from TRUSTED_PROXIES (codeatlas.core.ratelimit);
+            # uvicorn's own rewriting would trust 127.0.0.1 regardless.
+            proxy_headers=False,
+        )
 
 
 @migrate_app.command("upgrade")

@@ -24,7 +24,8 @@ from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.rendering.config import RenderingSettings
 
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
+DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
 
 
 class Settings(
@@ -66,7 +67,7 @@ class Settings(
     db_pool_size: int = Field(10, description="Connection pool size (PostgreSQL only).")
     db_echo: bool = Field(False, description="Log every SQL statement (debugging only).")
     secret_key: str = Field(
-        "dev-secret-change-me",
+        DEV_SECRET,
         description="Signs access tokens and verification links. Must be set in production.",
     )
 

@@ -1,4 +1,5 @@
-"""Who is calling: `CurrentUser` and `AdminUser` dependencies."""
+"""Dependencies of authenticated routes: the current user (from the bearer access token),
+the admin check, and the app-scoped objects the auth routers use."""
 
 from __future__ import annotations
 
@@ -7,30 +8,59 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
+from codeatlas.auth.errors import InactiveAccount, TokenInvalid
+from codeatlas.auth.mail import Mailer
 from codeatlas.auth.tokens import decode_access_token
-from codeatlas.db.session import SessionDep
+from codeatlas.core.ratelimit import client_ip
+from codeatlas.db.session import Database, SessionDep
 from codeatlas.errors import Forbidden, Unauthorized
 from codeatlas.models import User
+from codeatlas.settings import Settings
 
 # tokenUrl is the OAuth2 password-form login, so Swagger's Authorize button works.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_mailer(request: Request) -> Mailer:
+    mailer: Mailer = request.app.state.mailer
+    return mailer
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
+MailerDep = Annotated[Mailer, Depends(get_mailer)]
+ClientIP = Annotated[str, Depends(client_ip)]
+
+
 async def get_current_user(
-    request: Request, session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+    settings: AppSettings,
+    session: SessionDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> User:
     if not token:
         raise Unauthorized("Authentication required", headers={"WWW-Authenticate": "Bearer"})
-    claims = decode_access_token(token, request.app.state.settings)
+    claims = decode_access_token(token, settings)
     try:
         user_id = int(claims["sub"])
-    except (KeyError, ValueError) as exc:
-        raise Unauthorized("Invalid access token", error_code="TOKEN_INVALID") from exc
+        version = int(claims.get("ver", 0))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TokenInvalid("Invalid access token") from exc
     user = await session.get(User, user_id)
-    if user is None:
-        raise Unauthorized("Invalid access token", error_code="TOKEN_INVALID")
+    if user is None or user.token_version != version:
+        # deleted user, or the password changed since the token was issued
+        raise TokenInvalid("Invalid access token")
     if not user.is_active:
-        raise Forbidden("Account is not active", error_code="INACTIVE_ACCOUNT")
+        raise InactiveAccount("Account is not active")
     return user
 
 

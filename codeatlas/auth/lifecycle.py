@@ -6,6 +6,9 @@ from contextlib import AsyncExitStack
 
 from fastapi import FastAPI
 
+from codeatlas.auth.mail import build_mailer
+
 
 async def startup(app: FastAPI, stack: AsyncExitStack) -> None:
-    """Create this domain's long-lived resources; register their shut-down on `stack`."""
+    """The mailer of account e-mail (SMTP or the log), on ``app.state.mailer``."""
+    app.state.mailer = build_mailer(app.state.settings)

