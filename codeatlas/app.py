@@ -21,6 +21,7 @@ from codeatlas.db.session import Database
 from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers
 from codeatlas.health.registry import HealthRegistry
 from codeatlas.health.router import router as health_router
+from codeatlas.jobs.page import router as jobs_page_router
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
 
@@ -97,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(health_router)
+    app.include_router(jobs_page_router)  # /admin/jobs: HTML, outside /api/v1
     app.include_router(build_api_router())
     return app
 

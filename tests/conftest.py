@@ -74,6 +74,8 @@ def build_settings(database_url: str, data_dir: Path, **overrides: Any) -> Setti
         "database_url": database_url,
         "data_dir": data_dir,
         "migrate_on_start": True,
+        # No worker runs beside most test apps; tests/jobs turn this on where they start one.
+        "jobs_workers_required": False,
     }
     values.update(overrides)
     return Settings(**values)

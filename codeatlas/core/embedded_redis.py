@@ -27,6 +27,7 @@ from typing import Any
 
 import redis
 
+from codeatlas.jobs.config import DEFAULT_EMBEDDED_WORKER_THREADS
 from codeatlas.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -140,11 +141,17 @@ def embedded_redis(settings: Settings) -> Iterator[str]:
     watchdog = _spawn_watchdog(pid) if pid else None
     previous = os.environ.get("REDIS_URL")
     os.environ["REDIS_URL"] = url  # inherited by uvicorn's worker processes
+    # The workers now see a REDIS_URL, but it is ours: they still run the in-process job
+    # threads of the embedded default unless EMBEDDED_WORKER_THREADS says otherwise.
+    threads_was_set = "EMBEDDED_WORKER_THREADS" in os.environ
+    os.environ.setdefault("EMBEDDED_WORKER_THREADS", str(DEFAULT_EMBEDDED_WORKER_THREADS))
     get_settings.cache_clear()
     logger.info("embedded Valkey at %s (pid %s, data in %s)", url, pid, directory)
     try:
         yield url
     finally:
+        if not threads_was_set:
+            os.environ.pop("EMBEDDED_WORKER_THREADS", None)
         if previous is None:
             os.environ.pop("REDIS_URL", None)
         else:

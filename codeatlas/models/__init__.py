@@ -2,6 +2,23 @@
 
 from codeatlas.db.base import Base
 from codeatlas.models.auth import RefreshToken
+from codeatlas.models.chunk import CodeChunk
+from codeatlas.models.code import CodeDocument, DocumentStatus, SearchHistory
+from codeatlas.models.job import Job, JobStatus
+from codeatlas.models.project import Project, ProjectMembership, ProjectRole
 from codeatlas.models.user import User
 
-__all__ = ["Base", "RefreshToken", "User"]
+__all__ = [
+    "Base",
+    "CodeChunk",
+    "CodeDocument",
+    "DocumentStatus",
+    "Job",
+    "JobStatus",
+    "Project",
+    "ProjectMembership",
+    "ProjectRole",
+    "RefreshToken",
+    "SearchHistory",
+    "User",
+]

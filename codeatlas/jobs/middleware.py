@@ -1,0 +1,254 @@
+"""Dramatiq middleware: the request id of each job (2-A) and the ``jobs`` table (6-B).
+
+``JobContext`` carries the request id from the request that sent a message to every log line
+the job writes. ``JobTracking`` keeps one ``jobs`` row per message: running (attempts + 1)
+before each attempt, then succeeded / retrying / failed / dead after it. Dramatiq keeps a
+message's id across retries and crash redeliveries, so a SIGKILLed attempt followed by a
+successful one shows as two attempts on one row.
+
+Worker threads are synchronous; the database layer is async. The hooks run their updates on
+Dramatiq's event-loop thread (the one async actors run on), which owns the worker's engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextvars import ContextVar, Token
+from typing import Any
+
+from asgi_correlation_id.context import correlation_id
+from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.broker import Broker, MessageProxy
+from dramatiq.message import Message
+from dramatiq.middleware import Middleware, SkipMessage
+from dramatiq.worker import Worker
+from sqlalchemy import select, update
+
+from codeatlas.core.context import get_request_id, is_valid_request_id, new_request_id
+from codeatlas.db.base import utcnow
+from codeatlas.db.session import atomic
+from codeatlas.jobs.runtime import JobRuntime
+from codeatlas.models.job import Job, JobStatus, summarize_args
+
+logger = logging.getLogger(__name__)
+
+# The message id of the job running in this context (read by `report_progress`).
+current_job_id: ContextVar[str | None] = ContextVar("current_job_id", default=None)
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD})
+# A redelivered message whose row says this is not run again.
+_SKIP = (JobStatus.SUCCEEDED.value, JobStatus.CANCELLED.value)
+MAX_ERROR_LENGTH = 4000
+
+
+def describe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + "..."
+
+
+# -- the jobs table ---------------------------------------------------------------------------
+
+
+async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy) -> int | None:
+    """Start an attempt: the attempt's number, or None when the job must be skipped.
+
+    The UPDATE comes first so the transaction takes SQLite's write lock at once (a read
+    followed by a write can fail with "database is locked" when another worker wrote in
+    between); on PostgreSQL it locks the row.
+    """
+    now = utcnow()
+    async with runtime.database().session() as session, atomic(session):
+        attempts = await session.scalar(
+            update(Job)
+            .where(Job.message_id == message.message_id, Job.status.not_in(_SKIP))
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=Job.attempts + 1,
+                progress=0,
+                started_at=now,
+                finished_at=None,
+                updated_at=now,
+            )
+            .returning(Job.attempts)
+        )
+        if attempts is not None:
+            return int(attempts)
+        status = await session.scalar(
+            select(Job.status).where(Job.message_id == message.message_id)
+        )
+        if status is not None:
+            logger.info("job %s is %s: not running it again", message.message_id, status)
+            return None
+        # Sent without `enqueue()` (e.g. straight from `actor.send`): track it anyway.
+        session.add(
+            Job(
+                message_id=message.message_id,
+                actor=message.actor_name,
+                queue=message.queue_name.removesuffix(".DQ"),
+                args=list(message.args),
+                kwargs=dict(message.kwargs),
+                args_summary=summarize_args(message.args, message.kwargs),
+                status=JobStatus.RUNNING.value,
+                attempts=1,
+                request_id=message.options.get("request_id"),
+                progress=0,
+                started_at=now,
+            )
+        )
+        return 1
+
+
+async def mark_finished(
+    runtime: JobRuntime, message_id: str, attempt: int, status: JobStatus, error: str | None
+) -> None:
+    """End an attempt; ignored if a later attempt already started (a stale worker)."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
+    if error is not None:
+        values["last_error"] = error
+    if status in TERMINAL:
+        values["finished_at"] = utcnow()
+    if status is JobStatus.SUCCEEDED:
+        values["progress"] = 100
+    async with runtime.database().session() as session, atomic(session):
+        await session.execute(
+            update(Job)
+            .where(Job.message_id == message_id, Job.attempts == attempt)
+            .values(**values)
+        )
+
+
+async def set_progress(runtime: JobRuntime, message_id: str, percent: int) -> None:
+    async with runtime.database().session() as session, atomic(session):
+        await session.execute(
+            update(Job)
+            .where(Job.message_id == message_id, Job.status == JobStatus.RUNNING.value)
+            .values(progress=max(0, min(100, percent)), updated_at=utcnow())
+        )
+
+
+async def report_progress(percent: int) -> None:
+    """Record the running job's progress (0-100); a no-op outside a job."""
+    message_id = current_job_id.get()
+    if message_id is not None:
+        from codeatlas.jobs.runtime import get_runtime
+
+        await set_progress(get_runtime(), message_id, percent)
+
+
+async def give_up(runtime: JobRuntime, message: Message[Any] | MessageProxy, error: str) -> None:
+    """Run the actor's ``on_give_up`` hook; its own failure is logged, never raised."""
+    from codeatlas.jobs.actors import get_spec
+
+    hook = get_spec(message.actor_name, runtime.settings).on_give_up
+    if hook is None:
+        return
+    try:
+        await hook(*message.args, **message.kwargs, error=error)
+    except Exception:
+        logger.exception("on_give_up of job %s (%s) failed", message.message_id, message.actor_name)
+
+
+def outcome(broker: Broker, message: MessageProxy, exception: BaseException | None) -> JobStatus:
+    """The status an attempt leaves; must run after Dramatiq's Retries middleware decided."""
+    if exception is None:
+        return JobStatus.SUCCEEDED
+    if not message.failed:
+        return JobStatus.RETRYING
+    throws = broker.get_actor(message.actor_name).options.get("throws")
+    return JobStatus.FAILED if throws and isinstance(exception, throws) else JobStatus.DEAD
+
+
+# -- middleware -------------------------------------------------------------------------------
+
+
+class JobContext(Middleware):
+    """Stamps the sender's request id on each message and restores it in the worker."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def before_enqueue(self, broker: Broker, message: Message[Any], delay: int) -> None:
+        if "request_id" not in message.options:
+            message.options["request_id"] = get_request_id()
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        rid = message.options.get("request_id")
+        rid = rid if isinstance(rid, str) and is_valid_request_id(rid) else new_request_id()
+        self._local.tokens = (correlation_id.set(rid), current_job_id.set(message.message_id))
+
+    def _reset(self) -> None:
+        tokens: tuple[Token[str | None], Token[str | None]] | None = getattr(
+            self._local, "tokens", None
+        )
+        if tokens is not None:
+            correlation_id.reset(tokens[0])
+            current_job_id.reset(tokens[1])
+            self._local.tokens = None
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self._reset()
+
+    def after_skip_message(self, broker: Broker, message: MessageProxy) -> None:
+        self._reset()
+
+
+class JobTracking(Middleware):
+    """Keeps the ``jobs`` row of each message; must come before ``Retries`` in the list."""
+
+    def __init__(self, runtime: JobRuntime) -> None:
+        self.runtime = runtime
+        self._local = threading.local()
+
+    def _run(self, coro: Any) -> Any:
+        loop_thread = get_event_loop_thread()
+        if loop_thread is None:
+            coro.close()
+            raise RuntimeError("the AsyncIO middleware must come before JobTracking")
+        return loop_thread.run_coroutine(coro)
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        self._local.attempt = None
+        attempt = self._run(mark_running(self.runtime, message))
+        if attempt is None:
+            raise SkipMessage(f"job {message.message_id} is cancelled or already done")
+        self._local.attempt = attempt
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        attempt: int | None = getattr(self._local, "attempt", None)
+        if attempt is None:  # the start was not recorded (database down): nothing to end
+            return
+        self._local.attempt = None
+        status = outcome(broker, message, exception)
+        error = describe_error(exception) if exception is not None else None
+        if status is not JobStatus.SUCCEEDED:
+            logger.warning(
+                "job %s (%s) attempt %d: %s -> %s",
+                message.message_id,
+                message.actor_name,
+                attempt,
+                error,
+                status.value,
+            )
+        self._run(mark_finished(self.runtime, message.message_id, attempt, status, error))
+        if status in (JobStatus.FAILED, JobStatus.DEAD):
+            self._run(give_up(self.runtime, message, error or ""))
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        # Runs before the AsyncIO middleware stops the loop (after-hooks run in reverse).
+        if get_event_loop_thread() is not None:
+            self._run(self.runtime.aclose())

@@ -1,0 +1,118 @@
+"""Code documents (one row per file of a project) and the search history.
+
+The file itself lives on disk under ``UPLOAD_ROOT/<project_id>/<file_path>`` (see
+:mod:`codeatlas.code.storage`); the row records what was stored there and how far its
+processing got.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from codeatlas.db.base import Base, TimestampMixin, utcnow
+
+MAX_FILE_PATH_LENGTH = 1024
+
+# Byte-wise ordering on PostgreSQL whatever the database's locale: keyset pagination and
+# the path-prefix filter compare paths with < and >, and a locale collation (en_US ignores
+# punctuation) would order `src/a` after `src0`. SQLite compares bytes already.
+_PATH_TYPE = String(MAX_FILE_PATH_LENGTH).with_variant(
+    String(MAX_FILE_PATH_LENGTH, collation="C"), "postgresql"
+)
+_NAME_TYPE = String(255).with_variant(String(255, collation="C"), "postgresql")
+
+
+class DocumentStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    INDEXED = "indexed"
+    FAILED = "failed"
+
+
+class CodeDocument(TimestampMixin, Base):
+    __tablename__ = "code_documents"
+    __table_args__ = (
+        # 6-A: the (project_id, file_path) composite index; unique, so it also enforces one
+        # row per path and serves keyset pagination and the path-prefix filter.
+        Index("ix_code_documents_project_id_file_path", "project_id", "file_path", unique=True),
+        # Exact and prefix basename matches of the filename search (ranks 0 and 1).
+        Index("ix_code_documents_lower_file_name", text("lower(file_name)"), "project_id"),
+        CheckConstraint("status IN ('pending', 'processing', 'indexed', 'failed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    file_path: Mapped[str] = mapped_column(_PATH_TYPE)
+    # The last segment of file_path, stored so the search can rank basename matches
+    # through an index instead of computing it per row.
+    file_name: Mapped[str] = mapped_column(_NAME_TYPE)
+    language: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # False for binary files: stored and downloadable, never parsed.
+    parseable: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default=DocumentStatus.PENDING.value)
+    symbols: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    @classmethod
+    def validate_file_path(cls, file_path: str, root: Path | None = None) -> str:
+        """1-B: the normalised relative path, or :class:`PathNotAllowed` (400).
+
+        ``root`` is the project's directory under ``UPLOAD_ROOT``; when given, the path must
+        also resolve inside it without crossing a symlink.
+        """
+        from codeatlas.code.paths import validate_upload_path
+
+        return validate_upload_path(file_path, root)
+
+
+class SearchHistory(Base):
+    __tablename__ = "search_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    query: Mapped[str] = mapped_column(String(512))
+    kind: Mapped[str] = mapped_column(String(32))
+    # The project the search was limited to; NULL for "all my projects".
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), nullable=True
+    )
+    result_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+
+
+# 6-A, PostgreSQL only (migration 0003 creates it after `CREATE EXTENSION pg_trgm`): the
+# trigram index that serves the case-insensitive substring search `lower(file_path) LIKE`.
+Index(
+    "ix_code_documents_file_path_trgm",
+    func.lower(CodeDocument.file_path).label("file_path_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"file_path_lower": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+
+# 6-A: a user's history, newest first, is one index range scan.
+Index(
+    "ix_search_history_user_id_created_at", SearchHistory.user_id, SearchHistory.created_at.desc()
+)

@@ -1,0 +1,45 @@
+"""Request and response bodies of the projects API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from codeatlas.models import ProjectRole
+
+
+class ProjectCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+
+
+class ProjectUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+
+
+class ProjectOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    role: ProjectRole = Field(description="The caller's role in the project.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberAdd(BaseModel):
+    email: str = Field(min_length=3, max_length=320, description="The account to add.")
+    role: ProjectRole = ProjectRole.VIEWER
+
+
+class MemberUpdate(BaseModel):
+    role: ProjectRole
+
+
+class MemberOut(BaseModel):
+    user_id: int
+    email: str
+    full_name: str
+    role: ProjectRole
+    created_at: datetime

@@ -1,0 +1,133 @@
+"""Business rules of projects and their members (flush only; the request commits)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codeatlas.code.service import remove_project_files
+from codeatlas.code.storage import UploadStorage
+from codeatlas.errors import Conflict, NotFound
+from codeatlas.models import Project, ProjectMembership, ProjectRole, User
+from codeatlas.projects.schemas import ProjectCreate, ProjectUpdate
+
+
+async def create_project(session: AsyncSession, user: User, data: ProjectCreate) -> Project:
+    """A new project with its creator as owner."""
+    project = Project(name=data.name.strip(), description=data.description, created_by_id=user.id)
+    session.add(project)
+    await session.flush()
+    session.add(
+        ProjectMembership(project_id=project.id, user_id=user.id, role=ProjectRole.OWNER.value)
+    )
+    await session.flush()
+    await session.refresh(project)
+    return project
+
+
+async def list_projects(session: AsyncSession, user: User) -> list[tuple[Project, ProjectRole]]:
+    rows = await session.execute(
+        select(Project, ProjectMembership.role)
+        .join(ProjectMembership, ProjectMembership.project_id == Project.id)
+        .where(ProjectMembership.user_id == user.id)
+        .order_by(Project.id)
+    )
+    return [(project, ProjectRole(role)) for project, role in rows.tuples()]
+
+
+async def update_project(session: AsyncSession, project: Project, data: ProjectUpdate) -> Project:
+    if data.name is not None:
+        project.name = data.name.strip()
+    if data.description is not None:
+        project.description = data.description
+    await session.flush()
+    await session.refresh(project)
+    return project
+
+
+async def delete_project(session: AsyncSession, storage: UploadStorage, project: Project) -> None:
+    """Delete the project, its members and documents (FK cascade), then its files."""
+    await session.delete(project)
+    await session.flush()
+    await remove_project_files(session, storage, project.id)
+
+
+async def list_members(
+    session: AsyncSession, project_id: int
+) -> list[tuple[ProjectMembership, User]]:
+    rows = await session.execute(
+        select(ProjectMembership, User)
+        .join(User, User.id == ProjectMembership.user_id)
+        .where(ProjectMembership.project_id == project_id)
+        .order_by(ProjectMembership.created_at, User.id)
+    )
+    return list(rows.tuples())
+
+
+async def _membership(session: AsyncSession, project_id: int, user_id: int) -> ProjectMembership:
+    member = await session.get(ProjectMembership, (project_id, user_id))
+    if member is None:
+        raise NotFound("Member not found")
+    return member
+
+
+async def _owner_count(session: AsyncSession, project_id: int) -> int:
+    """Owners of the project, counted under a lock on its row so two concurrent
+    demotions cannot both see "another owner is left"."""
+    await session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(ProjectMembership)
+            .where(
+                ProjectMembership.project_id == project_id,
+                ProjectMembership.role == ProjectRole.OWNER.value,
+            )
+        )
+        or 0
+    )
+
+
+async def add_member(
+    session: AsyncSession, project_id: int, email: str, role: ProjectRole
+) -> tuple[ProjectMembership, User]:
+    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound("No account with that e-mail", error_code="USER_NOT_FOUND")
+    if await session.get(ProjectMembership, (project_id, user.id)) is not None:
+        raise Conflict("Already a member", error_code="ALREADY_MEMBER")
+    member = ProjectMembership(project_id=project_id, user_id=user.id, role=role.value)
+    session.add(member)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:  # added concurrently
+        raise Conflict("Already a member", error_code="ALREADY_MEMBER") from exc
+    await session.refresh(member)
+    return member, user
+
+
+async def change_role(
+    session: AsyncSession, project_id: int, user_id: int, role: ProjectRole
+) -> tuple[ProjectMembership, User]:
+    member = await _membership(session, project_id, user_id)
+    if (
+        member.role == ProjectRole.OWNER.value
+        and role != ProjectRole.OWNER
+        and await _owner_count(session, project_id) <= 1
+    ):
+        raise Conflict("A project keeps at least one owner", error_code="LAST_OWNER")
+    member.role = role.value
+    await session.flush()
+    user = await session.get(User, user_id)
+    assert user is not None
+    return member, user
+
+
+async def remove_member(session: AsyncSession, project_id: int, user_id: int) -> None:
+    member = await _membership(session, project_id, user_id)
+    if member.role == ProjectRole.OWNER.value and await _owner_count(session, project_id) <= 1:
+        raise Conflict("A project keeps at least one owner", error_code="LAST_OWNER")
+    await session.delete(member)
+    await session.flush()
