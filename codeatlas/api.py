@@ -13,6 +13,7 @@ def build_api_router() -> APIRouter:
     from codeatlas.code.router import router as code_router
     from codeatlas.jobs.router import router as jobs_router
     from codeatlas.knowledge.router import router as knowledge_router
+    from codeatlas.knowledge.search_router import router as hybrid_search_router
     from codeatlas.projects.router import router as projects_router
     from codeatlas.rendering.router import router as rendering_router
     from codeatlas.system.router import router as system_router
@@ -27,6 +28,7 @@ def build_api_router() -> APIRouter:
         jobs_router,
         rendering_router,
         knowledge_router,
+        hybrid_search_router,
     ):
         api.include_router(router)
     return api

@@ -30,6 +30,7 @@ from codeatlas.db.session import atomic
 from codeatlas.jobs.actors import actor
 from codeatlas.jobs.events import publish_to_users
 from codeatlas.jobs.runtime import get_runtime
+from codeatlas.knowledge.tasks import enqueue_embed_chunks
 from codeatlas.models import CodeChunk, CodeDocument, DocumentStatus, ProjectMembership
 
 logger = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ async def process_document(
         await s.execute(delete(CodeChunk).where(CodeChunk.document_id == snap.id))
         if chunk_rows:
             await s.execute(insert(CodeChunk), chunk_rows)
+        enqueue_embed_chunks(s, snap.id, snap.project_id)  # knowledge.embed_chunks after commit
         if before_commit is not None:
             await before_commit()
     logger.info(

@@ -219,6 +219,19 @@ class VectorStore(Protocol):
         """Exact number of points in the collection."""
         ...
 
+    async def list_points(
+        self, collection: str, filter: SearchFilter, *, limit: int = 100_000
+    ) -> dict[int | str, dict[str, Any]]:
+        """Ids and payloads of the points matching ``filter`` (at most ``limit``), no vectors.
+
+        What an indexing job reads to find the points of one document it must replace.
+        """
+        ...
+
+    async def drop_collection(self, collection: str) -> None:
+        """Delete the collection with its points and metadata (re-indexing with a new model)."""
+        ...
+
     async def health(self) -> None:
         """Return when usable; raise :class:`VectorStoreUnavailable` otherwise."""
         ...
@@ -596,6 +609,52 @@ class EdgeVectorStore:
         shard, _ = self._open(collection)
         return int(self._edge_call("count", lambda: shard.count(qe.CountRequest(exact=True))))
 
+    async def list_points(
+        self, collection: str, filter: SearchFilter, *, limit: int = 100_000
+    ) -> dict[int | str, dict[str, Any]]:
+        import qdrant_edge as qe
+
+        shard, _ = self._open(collection)
+        if filter.matches_nothing:
+            return {}
+        edge_filter = self._filter(filter)
+        out: dict[int | str, dict[str, Any]] = {}
+        offset: Any = None
+        while len(out) < limit:
+            request = qe.ScrollRequest(
+                offset=offset,
+                limit=min(1000, limit - len(out)),
+                filter=edge_filter,
+                with_payload=True,
+                with_vector=False,
+            )
+            records, offset = self._edge_call("scroll", partial(shard.scroll, request))
+            for record in records:
+                out[_normalise_id(record.id)] = dict(record.payload or {})
+            if offset is None or not records:
+                break
+        return out
+
+    async def drop_collection(self, collection: str) -> None:
+        import shutil
+
+        async with self._lock(collection):
+            if self._closed:
+                raise VectorStoreUnavailable("EdgeVectorStore is closed")
+            directory = self._dir(collection)
+            shard = self._shards.pop(collection, None)
+            self._meta.pop(collection, None)
+            self._pending.pop(collection, None)
+            if shard is not None:
+                self._edge_call(f"close {collection}", shard.close)
+            try:
+                shutil.rmtree(directory)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise VectorStoreUnavailable(f"cannot remove {directory}: {exc}") from exc
+            logger.info("dropped edge collection %s", collection)
+
     async def health(self) -> None:
         if self._closed:
             raise VectorStoreUnavailable("EdgeVectorStore is closed")
@@ -869,6 +928,38 @@ class QdrantServerStore:
         with self._errors(collection):
             result = await self._client.count(collection, exact=True)
         return int(result.count)
+
+    async def list_points(
+        self, collection: str, filter: SearchFilter, *, limit: int = 100_000
+    ) -> dict[int | str, dict[str, Any]]:
+        await self._get_meta(collection)
+        if filter.matches_nothing:
+            return {}
+        out: dict[int | str, dict[str, Any]] = {}
+        offset: Any = None
+        while len(out) < limit:
+            with self._errors(collection):
+                records, offset = await self._client.scroll(
+                    collection,
+                    scroll_filter=self._filter(filter),
+                    limit=min(1000, limit - len(out)),
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
+                )
+            for record in records:
+                out[_normalise_id(record.id)] = dict(record.payload or {})
+            if offset is None or not records:
+                break
+        return out
+
+    async def drop_collection(self, collection: str) -> None:
+        if self._closed:
+            raise VectorStoreUnavailable("QdrantServerStore is closed")
+        _check_collection_name(collection)
+        self._meta.pop(collection, None)
+        with self._errors(collection):
+            await self._client.delete_collection(collection)
 
     async def health(self) -> None:
         if self._closed:

@@ -5,6 +5,7 @@ from codeatlas.models.auth import RefreshToken
 from codeatlas.models.chunk import CodeChunk
 from codeatlas.models.code import CodeDocument, DocumentStatus, SearchHistory
 from codeatlas.models.job import Job, JobStatus
+from codeatlas.models.knowledge import KbEntry, KbEntryChunk
 from codeatlas.models.project import Project, ProjectMembership, ProjectRole
 from codeatlas.models.user import User
 
@@ -15,6 +16,8 @@ __all__ = [
     "DocumentStatus",
     "Job",
     "JobStatus",
+    "KbEntry",
+    "KbEntryChunk",
     "Project",
     "ProjectMembership",
     "ProjectRole",

@@ -70,7 +70,9 @@ class CircuitBreaker:
     Use ``await breaker.call(fn, *args)`` or ``async with breaker.guard(): ...``.
     Any :class:`Exception` raised by the guarded code counts as a failure unless
     it is an instance of ``ignore`` (those mean the dependency answered, e.g. a
-    validation error, and count as success).  Cancellation counts as neither.
+    validation error, and count as success).  Cancellation and instances of
+    ``neutral`` (the call never reached the dependency, e.g. a local connection-pool
+    timeout) count as neither.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class CircuitBreaker:
         *,
         name: str = "circuit",
         ignore: tuple[type[Exception], ...] = (),
+        neutral: tuple[type[Exception], ...] = (),
     ) -> None:
         if failure_threshold < 1:
             raise ValueError("failure_threshold must be >= 1")
@@ -91,6 +94,7 @@ class CircuitBreaker:
         self.name = name
         self._clock = clock
         self._ignore = ignore
+        self._neutral = neutral
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
@@ -178,6 +182,9 @@ class CircuitBreaker:
         ticket = self._admit()
         try:
             yield
+        except self._neutral:
+            self._on_abort(ticket)
+            raise
         except self._ignore:
             self._on_success(ticket)
             raise

@@ -1,0 +1,78 @@
+"""Background jobs of the knowledge domain (actors take ids only and are idempotent).
+
+* ``knowledge.embed_chunks(document_id)`` — after ``code.process_file`` stored a document's
+  chunks: embed the new ones into ``code_chunks``, delete the stale ones (all of them when
+  the document is gone).
+* ``knowledge.embed_entry(entry_id)`` — after an entry was written: the same for its pieces
+  in ``kb_entries``.
+* ``knowledge.delete_points(scope, id)`` — after a document, entry or project was deleted.
+* ``knowledge.reindex(collection, force)`` — rebuild a collection with the configured model
+  (after a model change): drop it, create it, and re-embed every source.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codeatlas.jobs.actors import actor
+from codeatlas.jobs.enqueue import enqueue
+from codeatlas.jobs.runtime import get_runtime
+from codeatlas.knowledge import indexing, reindexing
+from codeatlas.knowledge.runtime import get_knowledge
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue_embed_chunks(session: AsyncSession, document_id: int, project_id: int) -> None:
+    """Called by ``code.process_file`` inside the transaction that stores a document's chunks:
+    the embedding job is sent when (and only if) that transaction commits.
+
+    Importing this module also registers the ``knowledge.*`` actors in every process that
+    loads ``codeatlas.code.tasks`` (API and workers alike).
+    """
+    settings = get_runtime().settings
+    if settings.knowledge_embed_code:
+        enqueue(
+            session,
+            "knowledge.embed_chunks",
+            document_id,
+            settings=settings,
+            project_id=project_id,
+            document_id=document_id,
+        )
+
+
+@actor("knowledge.embed_chunks", time_limit_ms=600_000)
+async def embed_chunks(document_id: int) -> None:
+    """Embed a code document's chunks and upsert them; delete its stale points."""
+    runtime = get_runtime()
+    await indexing.index_document(get_knowledge(runtime.settings), runtime.database(), document_id)
+
+
+@actor("knowledge.embed_entry", time_limit_ms=600_000)
+async def embed_entry(entry_id: int) -> None:
+    """Embed a knowledge-base entry's pieces and upsert them; delete its stale points."""
+    runtime = get_runtime()
+    await indexing.index_entry(get_knowledge(runtime.settings), runtime.database(), entry_id)
+
+
+@actor("knowledge.delete_points")
+async def delete_points(scope: str, source_id: int) -> None:
+    """Delete the vectors of a deleted ``document``, ``entry`` or ``project``."""
+    runtime = get_runtime()
+    await indexing.delete_source_points(get_knowledge(runtime.settings), scope, source_id)
+
+
+@actor("knowledge.reindex", max_retries=1, time_limit_ms=6 * 3_600_000)
+async def reindex(collection: str, force: int = 0) -> None:
+    """Rebuild ``collection`` (or ``all``) with the configured embedding model.
+
+    One long job rather than a job per source: it must finish the drop before any source is
+    embedded, and a retry resumes (sources already in step are skipped).
+    """
+    runtime = get_runtime()
+    await reindexing.reindex(
+        get_knowledge(runtime.settings), runtime.database(), collection, force=bool(force)
+    )
