@@ -136,3 +136,42 @@ async def test_searches_are_recorded_in_history_newest_first(
     r = await client.get("/api/v1/search/history", params={"cursor": "x"}, headers=h)
     assert (r.status_code, error_code(r)) == (400, "INVALID_CURSOR")
     assert (await client.get("/api/v1/search/history")).status_code == 401
+
+
+async def test_separators_count_although_the_index_ignores_them(
+    client: httpx.AsyncClient, team: Team
+) -> None:
+    """The trigram index (PostgreSQL) sees paths without `/_.-`; the recheck does not."""
+    h = team.headers(team.editor)
+    paths = [
+        "src/billing/invoice_23/export_style.rb",
+        "src/billing/invoice_2/3export_style.rb",  # same without separators
+        "src/billinginvoice23exportstyle.rb",
+        "pkg/snake_case.py",
+    ]
+    assert (
+        await upload(client, team.project_id, h, files=[(p, b"x") for p in paths])
+    ).status_code == 201
+    for project in (None, team.project_id):
+        params: dict[str, object] = {"q": "Invoice_23/Export_Style.RB"}
+        if project is not None:
+            params["project_id"] = project
+        r = await _search(client, h, **params)
+        assert [x["path"] for x in r.json()["results"]] == [paths[0]]
+        r = await _search(client, h, q="snakecase")
+        assert r.json()["results"] == []
+        r = await _search(client, h, q="invoice23export")
+        assert [x["path"] for x in r.json()["results"]] == [paths[2]]
+
+
+async def test_same_statement_many_times_stays_right(client: httpx.AsyncClient, team: Team) -> None:
+    """PostgreSQL may switch a prepared statement to a generic plan after five runs; the
+    answers must not change (they come from the same plan shape, with other values)."""
+    h = team.headers(team.owner)
+    names = [f"pkg/part_{i:02}/module_{i:02}.py" for i in range(12)]
+    await upload(client, team.project_id, h, files=[(p, b"x") for p in names])
+    for i in range(12):
+        r = await _search(client, h, q=f"part_{i:02}/module")
+        assert [x["path"] for x in r.json()["results"]] == [names[i]], i
+        r = await _search(client, h, q=f"module_{i:02}.py")
+        assert [(x["path"], x["match"]) for x in r.json()["results"]] == [(names[i], "exact")]
