@@ -120,6 +120,63 @@ class JobsSettings(BaseModel):
         ),
     )
 
+    # -- the outbox relay, leases and the reaper (issue 10) --------------------------------
+    jobs_relay_poll_interval: float = Field(
+        1.0,
+        description=(
+            "Seconds between two looks of the outbox relay at pending job messages when no "
+            "commit woke it (a commit that enqueued wakes the relay of its process at once)."
+        ),
+    )
+    jobs_relay_batch: int = Field(
+        200, description="Pending job messages one relay claims and sends per round."
+    )
+    jobs_relay_backoff_max: float = Field(
+        5.0,
+        description=(
+            "Longest pause of the relay between attempts while Redis or the database is away "
+            "(the pause doubles from 0.2 s up to this): pending jobs leave at most this long "
+            "after the component returns."
+        ),
+    )
+    jobs_relay_send_timeout: float = Field(
+        5.0,
+        description=(
+            "Seconds one send to the broker may take (it runs in the relay's own thread, never "
+            "on the event loop) before the relay counts Redis as away."
+        ),
+    )
+    jobs_lease_seconds: float = Field(
+        60.0,
+        description=(
+            "A running job's lease: its worker renews it every JOBS_LEASE_RENEW_INTERVAL; a "
+            "`running` job whose lease is older than this (its worker died or lost the "
+            "database) is re-queued by the reaper."
+        ),
+    )
+    jobs_lease_renew_interval: float = Field(
+        10.0,
+        description=(
+            "Seconds between two lease renewals of a worker's running jobs; also how fast a "
+            "running job cancelled by an admin is aborted."
+        ),
+    )
+    jobs_reaper_interval: float = Field(
+        5.0,
+        description=(
+            "Seconds between two reaper passes (in every relay): re-queue running jobs with "
+            "an expired lease, mark dead-lettered messages `dead`, re-send messages lost with "
+            "a Redis restart."
+        ),
+    )
+    jobs_worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated queues `codeatlas worker` consumes (its `--queues` default); "
+            "empty: all of them (`code.parse`, `knowledge.embed`, `default`)."
+        ),
+    )
+
     # -- admin ------------------------------------------------------------------------------
     admin_basic_user: str = Field(
         "",
@@ -133,7 +190,7 @@ class JobsSettings(BaseModel):
         description="Password for ADMIN_BASIC_USER (at least 12 characters, else basic is off).",
     )
 
-    @field_validator("jobs_extra_modules", mode="before")
+    @field_validator("jobs_extra_modules", "jobs_worker_queues", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
