@@ -99,14 +99,15 @@ class JobsSettings(BaseModel):
 
     # -- worker heartbeats (2-B) ------------------------------------------------------------
     worker_heartbeat_interval: float = Field(
-        30.0,
+        1.0,
         description=(
             "Each worker process writes Redis key `worker:<host>:<pid>` (under "
-            "REDIS_KEY_PREFIX) this often, in seconds."
+            "REDIS_KEY_PREFIX) this often, in seconds; also how soon readiness recovers "
+            "after Redis comes back empty (one SET per worker per interval)."
         ),
     )
     worker_heartbeat_stale_after: float = Field(
-        45.0,
+        4.0,
         description=(
             "Readiness check `workers`: ready while at least one worker heartbeat is younger "
             "than this many seconds (also the keys' TTL)."
