@@ -112,21 +112,39 @@ class Pinned:
         self.conn.close()
 
 
-def pinned_per_worker(port: int, workers: list[int], tries: int = 60) -> dict[int, Pinned]:
-    """A connection to each worker process (the kernel decides who accepts, so keep trying)."""
+def pinned_per_worker(port: int, workers: list[int], timeout: float = 120) -> dict[int, Pinned]:
+    """A connection to each worker process.
+
+    The kernel decides which worker accepts, and an idle worker whose loop wakes first may
+    win many times in a row (more so on a busy machine), so keep opening connections, some
+    of them several at once, until every worker has been hit or a generous deadline passes.
+    """
     found: dict[int, Pinned] = {}
-    for _ in range(tries):
-        conn = Pinned(port)
-        conn.conn.request("GET", "/health/live")
-        conn.conn.getresponse().read()
-        pid = conn.server_pid(workers)
-        if pid in found:
-            conn.close()
-        else:
-            found[pid] = conn
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        # Bursts of connections opened before any request: accepted while a worker is
+        # still busy with the previous one, the next lands on another worker.
+        burst = [Pinned(port) for _ in range(1 + attempt % 4)]
+        for conn in burst:
+            conn.conn.request("GET", "/health/live")
+        for conn in burst:
+            conn.conn.getresponse().read()
+            pid = conn.server_pid(workers)
+            if pid in found:
+                conn.close()
+            else:
+                found[pid] = conn
         if len(found) == len(workers):
             return found
-    raise AssertionError(f"connections reached only {list(found)} of workers {workers}")
+        time.sleep(0.01 * (attempt % 5))
+    for conn in found.values():
+        conn.close()
+    raise AssertionError(
+        f"after {attempt} attempts in {timeout:g}s connections reached only {list(found)} "
+        f"of workers {workers}"
+    )
 
 
 def worker_pids(

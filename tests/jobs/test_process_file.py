@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sysconfig
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,7 +27,8 @@ from tests.code.helpers import make_project, make_user, upload
 from tests.factories import auth_headers
 from tests.jobs.conftest import FAST, Probes, Workers, wait_for, wait_status
 
-SITE = Path(ast.__file__).parent / "site-packages"
+# The venv running the tests (not the base interpreter that `ast.__file__` lives in).
+SITE = Path(sysconfig.get_paths()["purelib"])
 TREE_PACKAGES = ("starlette", "fastapi", "pydantic", "httpx", "dramatiq", "alembic")
 
 SOURCE = b'''"""A module."""
