@@ -56,8 +56,18 @@ def serve(
         return
     configure_logging(settings.log_level, settings.log_format)
     from codeatlas.core.instance_lock import InstanceLocked, hold_data_dir
-    from codeatlas.serving import ServeRefused, uses_embedded_state, worker_child_for_serve
+    from codeatlas.serving import (
+        ServeRefused,
+        check_serve_options,
+        clean_exit_on_sigterm,
+        uses_embedded_state,
+        worker_child_for_serve,
+    )
 
+    try:
+        check_serve_options(settings, workers)
+    except ServeRefused as exc:
+        _fail(str(exc))
     with contextlib.ExitStack() as stack:
         if uses_embedded_state(settings):
             # One embedded instance per data directory: checked before anything is touched.
@@ -75,6 +85,7 @@ def serve(
             stack.enter_context(worker_child_for_serve(get_settings(), workers))
         except ServeRefused as exc:
             _fail(str(exc))
+        stack.enter_context(clean_exit_on_sigterm())
         uvicorn.run(
             "codeatlas.app:create_app",
             factory=True,

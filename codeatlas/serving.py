@@ -47,6 +47,38 @@ def uses_embedded_state(settings: Settings) -> bool:
     )
 
 
+@contextlib.contextmanager
+def clean_exit_on_sigterm() -> Iterator[None]:
+    """Turn the SIGTERM uvicorn re-raises after its graceful shutdown into ``SystemExit``.
+
+    uvicorn restores the previous handler and re-raises the signal once it has shut down;
+    with the default handler the process would die right there, skipping the clean-up of
+    the worker child and the embedded Valkey (their watchdogs would then stop them, but
+    without a graceful job shutdown). A second SIGTERM during clean-up kills as usual.
+    """
+
+    def on_sigterm(signum: int, _: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_serve_options(settings: Settings, workers: int) -> None:
+    """Refuse, before anything is touched, options the embedded vector store cannot serve."""
+    if workers > 1 and not settings.qdrant_url and settings.embedded_worker_mode == "threads":
+        raise ServeRefused(
+            f"--workers {workers} with EMBEDDED_WORKER_MODE=threads: only one process can open "
+            "the embedded vector store. Use EMBEDDED_WORKER_MODE=process (the default: the "
+            "worker child owns the store and every API process reaches it) or set QDRANT_URL "
+            "to a Qdrant server."
+        )
+
+
 def socket_path(settings: Settings) -> Path:
     """Where the worker child serves the vector store (AF_UNIX paths are at most 107 bytes)."""
     path = (settings.data_dir / "run" / "vectors.sock").resolve()
@@ -142,12 +174,6 @@ def worker_child_for_serve(settings: Settings, workers: int) -> Iterator[WorkerC
         yield None
         return
     if settings.embedded_worker_mode == "threads":
-        if workers > 1:
-            raise ServeRefused(
-                f"--workers {workers} with EMBEDDED_WORKER_MODE=threads: only one process can "
-                "open the embedded vector store. Use EMBEDDED_WORKER_MODE=process (the "
-                "default) or set QDRANT_URL to a Qdrant server."
-            )
         yield None
         return
     threads = settings.in_process_worker_threads
