@@ -19,7 +19,8 @@ def build_api_router() -> APIRouter:
     from codeatlas.system.router import router as system_router
 
     # Every route can fail validation or crash; both answer with the error envelope.
-    api = APIRouter(prefix=API_PREFIX, responses=responses(422, 500))
+    # ... and answer 503 DB_UNAVAILABLE / DB_BUSY / REDIS_UNAVAILABLE while a dependency is away.
+    api = APIRouter(prefix=API_PREFIX, responses=responses(422, 500, 503))
     for router in (
         system_router,
         auth_router,

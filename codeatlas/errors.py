@@ -105,6 +105,40 @@ class ServiceUnavailable(AppError):
     message = "Service unavailable"
 
 
+class DbUnavailable(ServiceUnavailable):
+    error_code = "DB_UNAVAILABLE"
+    message = "The database cannot be reached; try again shortly"
+
+
+class DbBusy(ServiceUnavailable):
+    error_code = "DB_BUSY"
+    message = "The database is busy with other writes; try again shortly"
+
+
+class RedisUnavailable(ServiceUnavailable):
+    error_code = "REDIS_UNAVAILABLE"
+    message = "Redis cannot be reached; try again shortly"
+
+
+# classify() names the component; each maps to its 503 (see codeatlas.core.outages).
+OUTAGE_ERRORS: dict[str, type[ServiceUnavailable]] = {
+    "db": DbUnavailable,
+    "db_busy": DbBusy,
+    "redis": RedisUnavailable,
+}
+
+
+def outage_error(exc: BaseException, retry_after: int = 5) -> ServiceUnavailable | None:
+    """The 503 for an exception that means a dependency is away, or None for a real bug."""
+    from codeatlas.core.outages import classify
+
+    kind = classify(exc)
+    if kind is None:
+        return None
+    retry = str(retry_after)
+    return OUTAGE_ERRORS[kind](headers={"Retry-After": retry}, details={"retry_after": retry_after})
+
+
 _STATUS_CODES: dict[int, str] = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
@@ -147,11 +181,15 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": ErrorResponse, "description": HTTPStatus(s).phrase} for s in statuses}
 
 
-async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)
+def _app_error_response(exc: AppError) -> JSONResponse:
     return error_response(
         exc.status_code, exc.error_code, exc.message, details=exc.details, headers=exc.headers
     )
+
+
+async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return _app_error_response(exc)
 
 
 async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -198,6 +236,22 @@ class UnhandledErrorMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception as exc:
+            settings = getattr(getattr(scope.get("app"), "state", None), "settings", None)
+            outage = outage_error(exc, getattr(settings, "unavailable_retry_after", 5))
+            if outage is not None:
+                # A dependency is away, not a bug: a 503 the client may retry, one log line.
+                logger.warning(
+                    "%s %s: %s (%s: %s)",
+                    scope.get("method"),
+                    scope.get("path"),
+                    outage.error_code,
+                    type(exc).__name__,
+                    exc,
+                )
+                if started:
+                    raise
+                await _app_error_response(outage)(scope, receive, send)
+                return
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             sentry_sdk.capture_exception(exc)
             if started:

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from codeatlas.auth.config import AuthSettings
 from codeatlas.code.config import CodeSettings
 from codeatlas.core.config import InfraSettings
+from codeatlas.core.database_config import DatabaseSettings
 from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.rendering.config import RenderingSettings
@@ -35,6 +36,7 @@ class Settings(
     JobsSettings,
     RenderingSettings,
     KnowledgeSettings,
+    DatabaseSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.

@@ -189,3 +189,23 @@ def unique() -> str:
 
 
 PYTHON = sys.executable
+
+
+# -- the second CI run ---------------------------------------------------------------------
+# `.ci/run` runs the suite on PostgreSQL + Redis, then again on the embedded default (SQLite
+# + embedded Valkey). Only tests whose backend comes from DATABASE_URL / REDIS_URL can
+# behave differently the second time; with CODEATLAS_TESTS_BACKEND_ONLY=1 the others are
+# deselected (they already ran, on SQLite where they pick a backend themselves).
+BACKEND_FIXTURES = frozenset({"migrated_url", "redis_url", "primary_backend"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CODEATLAS_TESTS_BACKEND_ONLY", "") not in ("1", "true", "yes"):
+        return
+    keep, drop = [], []
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        (keep if names & BACKEND_FIXTURES else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -11,6 +11,7 @@ UNC paths from the validator.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +26,8 @@ from codeatlas.errors import AppError, BadRequest
 
 HEAD_BYTES = 8192  # what language and binary detection look at
 _MAX_FIELD_BYTES = 64 * 1024
+# Body bytes handed to the parser thread at a time (one thread hop per batch).
+_WRITE_BATCH = 256 * 1024
 _PARAM = re.compile(rb';\s*([^=;\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 _BOUNDARY = re.compile(r'boundary="?([^";,]+)"?', re.IGNORECASE)
 
@@ -188,6 +191,7 @@ async def stage_multipart(
         },
     )
     received = 0
+    pending = bytearray()
     try:
         async for chunk in body:
             received += len(chunk)
@@ -196,13 +200,20 @@ async def stage_multipart(
                     f"Upload larger than {limits.max_request_bytes} bytes",
                     details={"limit": limits.max_request_bytes},
                 )
-            parser.write(chunk)
-        parser.finalize()
+            pending += chunk
+            if len(pending) >= _WRITE_BATCH:
+                # Parsing, hashing and the file writes happen in a worker thread, a batch at
+                # a time: the event loop only collects the body.
+                await asyncio.to_thread(parser.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await asyncio.to_thread(parser.write, bytes(pending))
+        await asyncio.to_thread(parser.finalize)
     except MultipartParseError as exc:
         raise BadRequest(f"Invalid multipart body: {exc}", error_code="INVALID_MULTIPART") from exc
     finally:
         if cur.out is not None:
-            cur.out.close()
+            await asyncio.to_thread(cur.out.close)
     if any(not p.sha256 for p in parts):
         raise BadRequest("multipart body ended inside a part", error_code="INVALID_MULTIPART")
     return parts

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import itertools
 import json
@@ -45,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from codeatlas.code.paths import PathNotAllowed
+from codeatlas.db.session import defer_blocking
 from codeatlas.errors import Conflict
 
 logger = logging.getLogger(__name__)
@@ -374,6 +376,7 @@ class FileTransaction:
         self._ops: list[_Op] = []
         self._applied = 0
         self._names = itertools.count()
+        self._defer: Callable[[Callable[[], object]], bool] | None = None
 
     def staging_path(self) -> Path:
         return self.staging / f"part-{next(self._names)}"
@@ -524,6 +527,12 @@ class FileTransaction:
             self.storage.prune_empty_dirs(op.project_id, op.path)
 
     def _close(self) -> None:
+        # Deleting staged bytes and backups can take long (a whole project tree); inside a
+        # request it runs in a thread after the transaction ends (bind_to_session).
+        if self._defer is None or not self._defer(self._close_now):
+            self._close_now()
+
+    def _close_now(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
         if self._lock is not None:
             os.close(self._lock)
@@ -537,6 +546,7 @@ def bind_to_session(session: AsyncSession, tx: FileTransaction) -> None:
     said yes, so the files are kept exactly when the rows are.
     """
     sync_session = session.sync_session
+    tx._defer = functools.partial(defer_blocking, sync_session)
     root = sync_session.get_transaction()
     if root is None:
         raise RuntimeError("file transactions need an open database transaction")

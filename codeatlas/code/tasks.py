@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from codeatlas.code.parsing import ParseResult, parse_source
 from codeatlas.code.storage import UploadStorage
 from codeatlas.db.session import atomic
-from codeatlas.jobs.actors import actor
+from codeatlas.jobs.actors import PARSE_QUEUE, actor
 from codeatlas.jobs.events import publish_to_users
 from codeatlas.jobs.runtime import get_runtime
 from codeatlas.knowledge.tasks import enqueue_embed_chunks
@@ -218,6 +218,7 @@ async def mark_document_failed(document_id: int, *, error: str) -> None:
 
 @actor(
     "code.process_file",
+    queue=PARSE_QUEUE,
     throws=(DocumentUnprocessable,),
     on_give_up=mark_document_failed,
     time_limit_ms=300_000,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import ipaddress
 import logging
 import math
@@ -279,10 +280,40 @@ class RouteLimiter(Limiter):
     :meth:`for_app`, covered by tests/core/test_ratelimit.py).
 
     SlowAPI checks synchronously (sync redis-py inside the async endpoint): one local round
-    trip, ~0.05 ms p95 (benchmarks/rate_limit.py), bounded by REDIS_TIMEOUT. No
+    trip, ~0.05 ms p95 (benchmarks/rate_limit.py), but up to REDIS_TIMEOUT (and a reconnect)
+    when Redis is slow or away, so :meth:`limit` runs that check in a worker thread. No
     SlowAPIMiddleware: there is no global default limit, and it would add that round trip to
     every request.
     """
+
+    def limit(self, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        """SlowAPI's decorator, with the storage check of async routes moved off the loop.
+
+        SlowAPI's own wrapper skips its (blocking) check once
+        ``request.state._rate_limiting_complete`` is set, which the check in the thread does.
+        """
+        slowapi_decorator = super().limit(*args, **kwargs)
+
+        def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+            wrapped = slowapi_decorator(func)
+            if not asyncio.iscoroutinefunction(func):
+                return wrapped
+
+            @functools.wraps(func)
+            async def offloaded(*a: Any, **kw: Any) -> Any:
+                request = kw.get("request")
+                if (
+                    self.enabled
+                    and isinstance(request, Request)
+                    and not getattr(request.state, "_rate_limiting_complete", False)
+                ):
+                    await asyncio.to_thread(self._check_request_limit, request, func, False)
+                    request.state._rate_limiting_complete = True
+                return await wrapped(*a, **kw)
+
+            return offloaded
+
+        return decorator
 
     def for_app(self, settings: Settings) -> Limiter:
         if settings.redis_url and not settings.disable_rate_limiter:

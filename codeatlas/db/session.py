@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -15,16 +17,20 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from codeatlas.settings import Settings
 
+logger = logging.getLogger(__name__)
 
-def _prepare_sqlite(engine: AsyncEngine, *, transactional: bool) -> None:
+
+def _prepare_sqlite(engine: AsyncEngine, *, transactional: bool, busy_timeout: float) -> None:
     """Make SQLite behave: foreign keys on, WAL, and SAVEPOINT-correct transactions.
 
     pysqlite/aiosqlite begin transactions lazily on their own, which breaks SAVEPOINT and
     transactional DDL; SQLAlchemy's documented recipe is to turn that off and emit BEGIN
-    ourselves.
+    ourselves. We emit ``BEGIN IMMEDIATE``, and only right before a transaction's first
+    write (see :func:`codeatlas.db.sqlite_locking.install`).
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -33,15 +39,14 @@ def _prepare_sqlite(engine: AsyncEngine, *, transactional: bool) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     if transactional:  # with ATOMIC_TRANSACTIONS=false every statement commits by itself
+        from codeatlas.db import sqlite_locking
 
-        @event.listens_for(engine.sync_engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+        sqlite_locking.install(engine, busy_timeout)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -55,14 +60,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
             from pathlib import Path
 
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": 30}
+        kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout}
     else:
         kwargs["pool_size"] = settings.db_pool_size
         kwargs["max_overflow"] = settings.db_pool_size
         kwargs["connect_args"] = {"timeout": 5, "command_timeout": 30}
     engine = create_async_engine(url, **kwargs)
     if url.get_backend_name() == "sqlite":
-        _prepare_sqlite(engine, transactional=settings.atomic_transactions)
+        _prepare_sqlite(
+            engine,
+            transactional=settings.atomic_transactions,
+            busy_timeout=settings.sqlite_busy_timeout,
+        )
     return engine
 
 
@@ -112,8 +121,40 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     after a successful write sees it.
     """
     db: Database = request.app.state.db
-    async with db.sessionmaker() as session, session.begin():
-        yield session
+    async with db.sessionmaker() as session:
+        deferred: list[Callable[[], object]] = []
+        session.info[DEFERRED_IO] = deferred
+        try:
+            async with session.begin():
+                yield session
+        finally:
+            if deferred:  # blocking clean-up the commit/rollback hooks left for a thread
+                await asyncio.to_thread(_run_all, deferred)
+
+
+DEFERRED_IO = "codeatlas_deferred_io"
+
+
+def defer_blocking(session: AsyncSession | Session, fn: Callable[[], object]) -> bool:
+    """Run ``fn`` in a thread once the request's transaction has ended, if this is a request
+    session; False (and nothing deferred) otherwise, so the caller runs it itself.
+
+    Commit and rollback hooks run on the event loop (inside SQLAlchemy's greenlet); this is
+    how they hand file-system clean-up to a thread without the response going out first.
+    """
+    deferred = session.info.get(DEFERRED_IO)
+    if deferred is None:
+        return False
+    deferred.append(fn)
+    return True
+
+
+def _run_all(fns: list[Callable[[], object]]) -> None:
+    for fn in fns:
+        try:
+            fn()
+        except Exception:
+            logger.exception("deferred clean-up failed")
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

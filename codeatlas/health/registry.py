@@ -25,14 +25,19 @@ class CheckResult:
     ok: bool
     latency_ms: float
     detail: Any = None
+    timed_out: bool = False
 
     def as_dict(self) -> dict[str, Any]:
+        """The public view: a failing check says only that it failed (and whether it timed
+        out); what went wrong (exception text, hosts, file paths) goes to the log only."""
         out: dict[str, Any] = {
             "status": "ready" if self.ok else "error",
             "latency_ms": round(self.latency_ms, 2),
         }
-        if self.detail is not None:
+        if self.ok and self.detail is not None:
             out["detail"] = self.detail
+        if not self.ok:
+            out["reason"] = "timeout" if self.timed_out else "failed"
         return out
 
 
@@ -54,17 +59,18 @@ class HealthRegistry:
 
     async def _run(self, name: str, check: Check) -> CheckResult:
         started = time.perf_counter()
+        timed_out = False
         try:
             detail = await asyncio.wait_for(check(), timeout=self.timeout)
             ok = True
         except TimeoutError:
-            ok, detail = False, f"timed out after {self.timeout}s"
+            ok, detail, timed_out = False, f"timed out after {self.timeout}s", True
         except Exception as exc:  # noqa: BLE001 - any failure of a dependency means "not ready"
             ok, detail = False, f"{type(exc).__name__}: {exc}"[:300]
         elapsed = (time.perf_counter() - started) * 1000
         if not ok:
             logger.warning("readiness check %s failed: %s", name, detail)
-        return CheckResult(name, ok, elapsed, detail)
+        return CheckResult(name, ok, elapsed, detail, timed_out)
 
     async def run(self) -> list[CheckResult]:
         names = self.names

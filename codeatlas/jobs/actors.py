@@ -26,6 +26,14 @@ from codeatlas.settings import Settings
 # The modules whose actors every worker loads; add a domain's `tasks` module here.
 ACTOR_MODULES: tuple[str, ...] = ("codeatlas.code.tasks",)
 
+# Separate queues, so a small parse job never waits behind bulk embedding (issue 10): run
+# `codeatlas worker --queues code.parse` and `--queues knowledge.embed` with their own
+# processes and threads. Actors that name no queue use `default`.
+PARSE_QUEUE = "code.parse"
+EMBED_QUEUE = "knowledge.embed"
+DEFAULT_QUEUE = "default"
+ALL_QUEUES = (PARSE_QUEUE, EMBED_QUEUE, DEFAULT_QUEUE)
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 
 ActorFn = Callable[..., Awaitable[Any]]

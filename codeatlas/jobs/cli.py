@@ -26,6 +26,13 @@ def worker(
     threads: int = typer.Option(
         0, min=0, help="Threads per process (0: JOBS_WORKER_THREADS from the settings)."
     ),
+    queues: str = typer.Option(
+        "",
+        help=(
+            "Comma-separated queues to consume, e.g. `code.parse` or `knowledge.embed` "
+            "(default: JOBS_WORKER_QUEUES, else all)."
+        ),
+    ),
 ) -> None:
     """Run Dramatiq workers that process background jobs until SIGTERM/SIGINT."""
     from codeatlas.jobs.worker import run_worker_process, supervise
@@ -35,20 +42,24 @@ def worker(
         typer.secho("REDIS_URL is not set: a worker needs the Redis broker", err=True, fg="red")
         raise typer.Exit(code=1)
     threads = threads or settings.jobs_worker_threads
+    chosen = [q.strip() for q in queues.split(",") if q.strip()] or settings.jobs_worker_queues
     if processes == 1:
-        run_worker_process(settings, threads)
+        run_worker_process(settings, threads, chosen or None)
     else:
-        raise typer.Exit(code=supervise(processes, threads))
+        raise typer.Exit(code=supervise(processes, threads, chosen or None))
 
 
 @jobs_app.command("requeue-stuck")
 def requeue_stuck(
     older_than: float = typer.Option(
-        600.0, help="Seconds a job must have stayed `queued` to count as stuck."
+        600.0,
+        help="Seconds a job must have stayed `queued`/`retrying` (or `running` past its "
+        "lease) to count as stuck.",
     ),
     dry_run: bool = typer.Option(False, help="Only list the jobs."),
 ) -> None:
-    """Send `queued` jobs again that no worker started (e.g. Redis was down at commit)."""
+    """Re-queue stuck jobs through the outbox (needs only the database: any running relay,
+    in `codeatlas serve` or `codeatlas worker`, sends them)."""
     import asyncio
 
     from codeatlas.jobs.service import requeue_stuck_jobs

@@ -110,14 +110,15 @@ class JobsSettings(BaseModel):
 
     # -- worker heartbeats (2-B) ------------------------------------------------------------
     worker_heartbeat_interval: float = Field(
-        30.0,
+        1.0,
         description=(
             "Each worker process writes Redis key `worker:<host>:<pid>` (under "
-            "REDIS_KEY_PREFIX) this often, in seconds."
+            "REDIS_KEY_PREFIX) this often, in seconds; also how soon readiness recovers "
+            "after Redis comes back empty (one SET per worker per interval)."
         ),
     )
     worker_heartbeat_stale_after: float = Field(
-        45.0,
+        4.0,
         description=(
             "Readiness check `workers`: ready while at least one worker heartbeat is younger "
             "than this many seconds (also the keys' TTL)."
@@ -128,6 +129,63 @@ class JobsSettings(BaseModel):
         description=(
             "Register the `workers` readiness check (when Redis is configured and jobs are not "
             "run inline). false: this API node stays ready without any worker."
+        ),
+    )
+
+    # -- the outbox relay, leases and the reaper (issue 10) --------------------------------
+    jobs_relay_poll_interval: float = Field(
+        1.0,
+        description=(
+            "Seconds between two looks of the outbox relay at pending job messages when no "
+            "commit woke it (a commit that enqueued wakes the relay of its process at once)."
+        ),
+    )
+    jobs_relay_batch: int = Field(
+        200, description="Pending job messages one relay claims and sends per round."
+    )
+    jobs_relay_backoff_max: float = Field(
+        5.0,
+        description=(
+            "Longest pause of the relay between attempts while Redis or the database is away "
+            "(the pause doubles from 0.2 s up to this): pending jobs leave at most this long "
+            "after the component returns."
+        ),
+    )
+    jobs_relay_send_timeout: float = Field(
+        5.0,
+        description=(
+            "Seconds one send to the broker may take (it runs in the relay's own thread, never "
+            "on the event loop) before the relay counts Redis as away."
+        ),
+    )
+    jobs_lease_seconds: float = Field(
+        60.0,
+        description=(
+            "A running job's lease: its worker renews it every JOBS_LEASE_RENEW_INTERVAL; a "
+            "`running` job whose lease is older than this (its worker died or lost the "
+            "database) is re-queued by the reaper."
+        ),
+    )
+    jobs_lease_renew_interval: float = Field(
+        10.0,
+        description=(
+            "Seconds between two lease renewals of a worker's running jobs; also how fast a "
+            "running job cancelled by an admin is aborted."
+        ),
+    )
+    jobs_reaper_interval: float = Field(
+        5.0,
+        description=(
+            "Seconds between two reaper passes (in every relay): re-queue running jobs with "
+            "an expired lease, mark dead-lettered messages `dead`, re-send messages lost with "
+            "a Redis restart."
+        ),
+    )
+    jobs_worker_queues: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Comma-separated queues `codeatlas worker` consumes (its `--queues` default); "
+            "empty: all of them (`code.parse`, `knowledge.embed`, `default`)."
         ),
     )
 
@@ -144,7 +202,7 @@ class JobsSettings(BaseModel):
         description="Password for ADMIN_BASIC_USER (at least 12 characters, else basic is off).",
     )
 
-    @field_validator("jobs_extra_modules", mode="before")
+    @field_validator("jobs_extra_modules", "jobs_worker_queues", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,21 +1,23 @@
-"""Sending jobs: only after the transaction that asked for them commits.
+"""Enqueueing jobs: the ``jobs`` row is the job AND its outgoing message (a transactional outbox).
 
-``enqueue(session, "code.process_file", document_id)`` adds the job's ``jobs`` row to the
-session and parks the message in ``session.info``; a listener on SQLAlchemy's
-``after_commit`` sends it once the outermost transaction has committed. A rollback (of the
-whole transaction, or of the SAVEPOINT the job was enqueued in) drops it, so a worker never
-sees an id that does not exist. Each message carries the request id of the request that
-caused it.
+``enqueue(session, "code.process_file", document_id)`` adds the job's row, with ``send_at``
+set, to the caller's transaction: the job exists, and its message is pending, if and only if
+that transaction commits. Nothing talks to Redis here or in a commit hook (a blocking Redis
+call on the event loop froze requests for the whole outage, issue 10); the relay of
+:mod:`codeatlas.jobs.outbox`, running in every API and worker process, sends pending messages
+and is woken right after a commit that enqueued, so the happy path stays fast.
 
-Where the message goes is chosen once at start-up (:func:`set_dispatcher`): the Redis
-broker, or, with USE_SYNC_BACKGROUND=true (development), a task on the API's own event loop.
+With USE_SYNC_BACKGROUND=true (development) there is no broker: the message is parked on the
+session and run on the API's own event loop after the outermost commit (a rollback drops it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from dramatiq.broker import Broker
@@ -41,6 +43,30 @@ from codeatlas.settings import Settings
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "codeatlas.jobs.pending"
+OUTBOX_KEY = "codeatlas.jobs.outbox"  # this transaction wrote pending messages
+
+# Called (from any thread) after a commit that wrote pending messages: the relays of this
+# process register here to wake up at once instead of at their next poll.
+_wakers: list[Callable[[], None]] = []
+
+
+def add_waker(waker: Callable[[], None]) -> Callable[[], None]:
+    """Register ``waker``; returns a function that removes it."""
+    _wakers.append(waker)
+
+    def remove() -> None:
+        if waker in _wakers:
+            _wakers.remove(waker)
+
+    return remove
+
+
+def _wake_relays() -> None:
+    for waker in list(_wakers):
+        try:
+            waker()
+        except Exception:  # a closed loop: its relay is stopping anyway
+            logger.debug("relay waker failed", exc_info=True)
 
 
 class Dispatcher(Protocol):
@@ -52,8 +78,8 @@ class BrokerDispatcher:
         self.broker = broker
 
     def dispatch(self, message: Message[Any], delay: int | None) -> None:
-        # A synchronous Redis write inside the after_commit hook (which cannot await): about
-        # a millisecond, bounded by JOBS_BROKER_SOCKET_TIMEOUT.
+        # Kept for callers that choose a dispatcher; with the outbox, only the inline
+        # dispatcher is consulted at commit, the relay sends everything else.
         self.broker.enqueue(message, delay=delay)
 
 
@@ -121,6 +147,10 @@ def _sync(session: AsyncSession | Session) -> Session:
     return session.sync_session if isinstance(session, AsyncSession) else session
 
 
+def _inline() -> bool:
+    return isinstance(_dispatcher, InlineDispatcher)
+
+
 def _park(session: Session, message: Message[Any], delay: int | None) -> None:
     transaction = session.get_nested_transaction() or session.get_transaction()
     if transaction is None:
@@ -138,7 +168,7 @@ def enqueue(
     user_id: int | None = None,
     delay_ms: int | None = None,
 ) -> Job:
-    """Add a job to the session's transaction; it is sent when the transaction commits.
+    """Add a job (and its pending message) to the session's transaction.
 
     ``args`` are ids (actors take ids only); ``project_id``/``document_id``/``user_id`` only
     label the ``jobs`` row for the admin list and events.
@@ -168,10 +198,18 @@ def enqueue(
         project_id=project_id,
         document_id=document_id,
         progress=0,
+        send_seq=1,
     )
     sync_session = _sync(session)
+    if _inline():
+        sync_session.add(job)
+        _park(sync_session, message, delay_ms)
+        return job
+    if sync_session.get_transaction() is None:
+        raise RuntimeError("enqueue() needs a session inside a transaction (use atomic())")
+    job.send_at = utcnow() + timedelta(milliseconds=delay_ms or 0)
     sync_session.add(job)
-    _park(sync_session, message, delay_ms)
+    sync_session.info[OUTBOX_KEY] = True
     return job
 
 
@@ -183,6 +221,14 @@ def requeue(session: AsyncSession | Session, job: Job) -> None:
     job.progress = 0
     job.finished_at = None
     job.updated_at = utcnow()
+    job.lease_until = None
+    job.worker_id = None
+    if not _inline():
+        job.send_at = utcnow()
+        job.send_seq = (job.send_seq or 0) + 1
+        job.send_claimed_until = None
+        _sync(session).info[OUTBOX_KEY] = True
+        return
     message: Message[Any] = Message(
         queue_name=job.queue,
         actor_name=job.actor,
@@ -206,6 +252,8 @@ def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction
 def _send_after_commit(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a SAVEPOINT was released; the outer transaction may still roll back
+    if session.info.pop(OUTBOX_KEY, False):
+        _wake_relays()  # non-blocking: each waker only sets an event on its relay's loop
     pending: list[_Pending] | None = session.info.pop(PENDING_KEY, None)
     if not pending:
         return
@@ -221,7 +269,7 @@ def _send_after_commit(session: Session) -> None:
         try:
             dispatcher.dispatch(item.message, item.delay)
         except Exception:
-            # The row stays `queued`; `codeatlas jobs requeue-stuck` sends it again.
+            # The row stays `queued`; `codeatlas jobs requeue-stuck` runs it again.
             logger.exception(
                 "could not send job %s (%s)", item.message.message_id, item.message.actor_name
             )

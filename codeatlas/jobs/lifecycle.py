@@ -2,8 +2,10 @@
 
 Chooses, once, where the jobs this process commits go:
 
-* REDIS_URL set: the Redis broker. With EMBEDDED_WORKER_THREADS > 0 (the embedded default,
-  where `codeatlas serve` started its own Valkey) this process also runs worker threads;
+* REDIS_URL set: the Redis broker, fed by this process's outbox relay
+  (:mod:`codeatlas.jobs.outbox`), which also keeps leases and runs the reaper. With
+  EMBEDDED_WORKER_THREADS > 0 (the embedded default, where `codeatlas serve` started its own
+  Valkey) this process also runs worker threads;
   otherwise `codeatlas worker` processes do, and readiness gets the `workers` check (2-B).
 * USE_SYNC_BACKGROUND=true (development), or no Redis at all: jobs run on this process's
   event loop right after the commit.
@@ -18,8 +20,9 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from codeatlas.jobs.broker import close_broker, setup_broker
-from codeatlas.jobs.enqueue import BrokerDispatcher, InlineDispatcher, set_dispatcher
+from codeatlas.jobs.enqueue import InlineDispatcher, set_dispatcher
 from codeatlas.jobs.heartbeat import workers_check
+from codeatlas.jobs.outbox import BrokerSender, Relay
 from codeatlas.jobs.runtime import configure
 from codeatlas.jobs.worker import start_worker
 from codeatlas.settings import Settings
@@ -47,7 +50,7 @@ async def startup(app: FastAPI, stack: AsyncExitStack) -> None:
         return
 
     broker = await asyncio.to_thread(setup_broker, settings, runtime)
-    previous = set_dispatcher(BrokerDispatcher(broker))
+    previous = set_dispatcher(None)  # committed jobs wait in the outbox for the relay
     app.state.jobs_broker = broker
 
     def stop_broker() -> None:
@@ -55,6 +58,11 @@ async def startup(app: FastAPI, stack: AsyncExitStack) -> None:
         close_broker(broker)
 
     stack.callback(stop_broker)
+    sender = BrokerSender(broker, settings.jobs_relay_send_timeout)
+    relay = Relay(settings, app.state.db, runtime, sender, name="api")
+    relay.start()
+    app.state.jobs_relay = relay
+    stack.push_async_callback(relay.stop)
 
     threads = settings.in_process_worker_threads
     if threads > 0:

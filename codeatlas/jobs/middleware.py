@@ -8,26 +8,38 @@ successful one shows as two attempts on one row.
 
 Worker threads are synchronous; the database layer is async. The hooks run their updates on
 Dramatiq's event-loop thread (the one async actors run on), which owns the worker's engine.
+
+When the database is away (issue 10), neither write may cost the job its retries or its
+history: a start that cannot be recorded puts the message back on the broker with a backoff
+and skips it (no attempt is counted, Dramatiq's retry budget is untouched), and an end that
+cannot be recorded goes to a small in-process buffer that this process's relay writes once the
+database answers. The buffer dies with the process; then the job's lease expires and the
+reaper re-queues it, so every job's outcome is still recorded, by its next attempt (actors
+are idempotent). Retrying the message instead would re-run work that already succeeded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from contextvars import ContextVar, Token
 from typing import Any
 
 from asgi_correlation_id.context import correlation_id
 from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.broker import Broker, MessageProxy
+from dramatiq.common import q_name
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.worker import Worker
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import DBAPIError
 
 from codeatlas.core.context import get_request_id, is_valid_request_id, new_request_id
 from codeatlas.db.base import utcnow
 from codeatlas.db.session import atomic
+from codeatlas.jobs import lease
 from codeatlas.jobs.runtime import JobRuntime
 from codeatlas.models.job import Job, JobStatus, summarize_args
 
@@ -40,6 +52,11 @@ TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD})
 # A redelivered message whose row says this is not run again.
 _SKIP = (JobStatus.SUCCEEDED.value, JobStatus.CANCELLED.value)
 MAX_ERROR_LENGTH = 4000
+# What "the database is away" looks like to a hook (connection refused/reset, timeouts, and
+# SQLite's "database is locked"): defer, do not fail the job.
+DB_UNAVAILABLE = (DBAPIError, OSError, TimeoutError)
+# Attempt ends that could not be written: (message_id, attempt, status, error).
+_unrecorded: deque[tuple[str, int, JobStatus, str | None]] = deque(maxlen=10_000)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -61,7 +78,17 @@ async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy
     async with runtime.database().session() as session, atomic(session):
         attempts = await session.scalar(
             update(Job)
-            .where(Job.message_id == message.message_id, Job.status.not_in(_SKIP))
+            .where(
+                Job.message_id == message.message_id,
+                Job.status.not_in(_SKIP),
+                # A second copy of a message (redelivered by the broker and re-queued by the
+                # reaper) must not run beside the attempt that holds a live lease.
+                or_(
+                    Job.status != JobStatus.RUNNING.value,
+                    Job.lease_until.is_(None),
+                    Job.lease_until < now,
+                ),
+            )
             .values(
                 status=JobStatus.RUNNING.value,
                 attempts=Job.attempts + 1,
@@ -69,6 +96,10 @@ async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy
                 started_at=now,
                 finished_at=None,
                 updated_at=now,
+                lease_until=lease.lease_end(runtime.settings),
+                worker_id=lease.worker_id(),
+                send_at=None,
+                send_claimed_until=None,
             )
             .returning(Job.attempts)
         )
@@ -94,6 +125,8 @@ async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy
                 request_id=message.options.get("request_id"),
                 progress=0,
                 started_at=now,
+                lease_until=lease.lease_end(runtime.settings),
+                worker_id=lease.worker_id(),
             )
         )
         return 1
@@ -102,8 +135,9 @@ async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy
 async def mark_finished(
     runtime: JobRuntime, message_id: str, attempt: int, status: JobStatus, error: str | None
 ) -> None:
-    """End an attempt; ignored if a later attempt already started (a stale worker)."""
-    values: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
+    """End an attempt; ignored if a later attempt already started (a stale worker) or an
+    admin cancelled the job meanwhile."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": utcnow(), "lease_until": None}
     if error is not None:
         values["last_error"] = error
     if status in TERMINAL:
@@ -113,7 +147,11 @@ async def mark_finished(
     async with runtime.database().session() as session, atomic(session):
         await session.execute(
             update(Job)
-            .where(Job.message_id == message_id, Job.attempts == attempt)
+            .where(
+                Job.message_id == message_id,
+                Job.attempts == attempt,
+                Job.status != JobStatus.CANCELLED.value,
+            )
             .values(**values)
         )
 
@@ -147,6 +185,19 @@ async def give_up(runtime: JobRuntime, message: Message[Any] | MessageProxy, err
         await hook(*message.args, **message.kwargs, error=error)
     except Exception:
         logger.exception("on_give_up of job %s (%s) failed", message.message_id, message.actor_name)
+
+
+async def flush_unrecorded(runtime: JobRuntime) -> int:
+    """Write the attempt ends the hooks could not (called by this process's relay)."""
+    written = 0
+    while _unrecorded:
+        message_id, attempt, status, error = _unrecorded[0]
+        await mark_finished(runtime, message_id, attempt, status, error)
+        _unrecorded.popleft()
+        written += 1
+    if written:
+        logger.info("recorded %d attempt end(s) written late (the database was away)", written)
+    return written
 
 
 def outcome(broker: Broker, message: MessageProxy, exception: BaseException | None) -> JobStatus:
@@ -216,10 +267,35 @@ class JobTracking(Middleware):
 
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
         self._local.attempt = None
-        attempt = self._run(mark_running(self.runtime, message))
+        try:
+            attempt = self._run(mark_running(self.runtime, message))
+        except DB_UNAVAILABLE as exc:
+            self._defer(broker, message, exc)
+            raise SkipMessage(f"job {message.message_id}: database away, deferred") from exc
         if attempt is None:
-            raise SkipMessage(f"job {message.message_id} is cancelled or already done")
+            raise SkipMessage(f"job {message.message_id} is cancelled, running or done")
         self._local.attempt = attempt
+        lease.started(message.message_id, attempt, threading.get_ident())
+
+    def _defer(self, broker: Broker, message: MessageProxy, exc: BaseException) -> None:
+        """Put the message back with a capped backoff without spending a retry."""
+        settings = self.runtime.settings
+        deferrals = int(message.options.get("db_deferrals", 0))
+        delay = min(
+            int(settings.jobs_relay_backoff_max * 1000),
+            settings.jobs_min_backoff_ms * 2 ** min(deferrals, 16),
+        )
+        logger.warning(
+            "job %s (%s): database away (%s); sent back for %d ms",
+            message.message_id,
+            message.actor_name,
+            describe_error(exc),
+            delay,
+        )
+        copy = message.copy(
+            queue_name=q_name(message.queue_name), options={"db_deferrals": deferrals + 1}
+        )
+        broker.enqueue(copy, delay=delay)
 
     def after_process_message(
         self,
@@ -230,9 +306,15 @@ class JobTracking(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         attempt: int | None = getattr(self._local, "attempt", None)
-        if attempt is None:  # the start was not recorded (database down): nothing to end
+        if attempt is None:  # the start was not recorded: nothing to end
             return
         self._local.attempt = None
+        lease.finished(message.message_id)
+        if isinstance(exception, lease.JobCancelled):
+            logger.info("job %s (%s) aborted: cancelled", message.message_id, message.actor_name)
+            # The row already says `cancelled` (or a newer attempt owns it): nothing to record;
+            # the retry Dramatiq sends for this exception is skipped or deduplicated.
+            return
         status = outcome(broker, message, exception)
         error = describe_error(exception) if exception is not None else None
         if status is not JobStatus.SUCCEEDED:
@@ -244,7 +326,17 @@ class JobTracking(Middleware):
                 error,
                 status.value,
             )
-        self._run(mark_finished(self.runtime, message.message_id, attempt, status, error))
+        try:
+            self._run(mark_finished(self.runtime, message.message_id, attempt, status, error))
+        except DB_UNAVAILABLE as exc:
+            logger.warning(
+                "job %s attempt %d ended %s but the database is away (%s): recorded later",
+                message.message_id,
+                attempt,
+                status.value,
+                describe_error(exc),
+            )
+            _unrecorded.append((message.message_id, attempt, status, error))
         if status in (JobStatus.FAILED, JobStatus.DEAD):
             self._run(give_up(self.runtime, message, error or ""))
 

@@ -63,11 +63,12 @@ async def get_job(session: AsyncSession, job_id: int, *, for_update: bool = Fals
 
 
 async def retry_job(session: AsyncSession, job_id: int) -> Job:
-    """Send a failed or dead job again, with a fresh retry budget, once the request commits."""
+    """Send a job again (any state but `succeeded`), with a fresh retry budget, through the
+    outbox. A running attempt of it is aborted at its worker's next lease renewal."""
     job = await get_job(session, job_id, for_update=True)
     if job.status not in RETRYABLE:
         raise Conflict(
-            f"Only failed or dead jobs can be retried; this one is {job.status}",
+            f"A succeeded job cannot be retried; this one is {job.status}",
             error_code="JOB_NOT_RETRYABLE",
         )
     requeue(session, job)
@@ -77,41 +78,51 @@ async def retry_job(session: AsyncSession, job_id: int) -> Job:
 
 
 async def cancel_job(session: AsyncSession, job_id: int) -> Job:
-    """Cancel a job no worker has started; when its message arrives it is skipped."""
+    """Cancel a job in any state but `succeeded`/`cancelled`: a message still to come is
+    skipped; a running attempt is aborted at its worker's next lease renewal."""
     job = await get_job(session, job_id, for_update=True)
     if job.status not in CANCELLABLE:
         raise Conflict(
-            f"Only queued or retrying jobs can be cancelled; this one is {job.status}",
+            f"Only unfinished jobs can be cancelled; this one is {job.status}",
             error_code="JOB_NOT_CANCELLABLE",
         )
     job.status = JobStatus.CANCELLED.value
     job.finished_at = utcnow()
+    job.updated_at = utcnow()
+    job.send_at = None  # nothing left to send
     await session.flush()
     logger.info("job %s (%s) cancelled by an admin", job.message_id, job.actor)
     return job
 
 
 async def requeue_stuck_jobs(settings: Settings, older_than: float, *, dry_run: bool) -> list[str]:
-    """Run-book "re-queue stuck jobs": send again jobs left `queued` for ``older_than`` s.
+    """Run-book "re-queue stuck jobs": jobs left `queued`/`retrying` for ``older_than`` s, and
+    `running` ones whose lease expired, go back to the outbox.
 
-    A job stays queued without a message when Redis failed right after its transaction
-    committed. Re-sending one whose message does exist only runs it twice, which actors
-    tolerate (they are idempotent).
+    Only the database is needed (any backend, the embedded default too): the relay of any
+    running `codeatlas serve`/`codeatlas worker` sends them. Re-sending a job whose message
+    does exist only runs it twice, which actors tolerate (they are idempotent), and a second
+    copy of a running job is skipped by its lease.
     """
-    from codeatlas.jobs.broker import build_broker, close_broker
-    from codeatlas.jobs.enqueue import BrokerDispatcher, set_dispatcher
-    from codeatlas.jobs.runtime import JobRuntime
+    from sqlalchemy import or_
 
     db = Database(settings)
-    broker = None if dry_run else build_broker(settings, JobRuntime(settings))
-    previous = set_dispatcher(BrokerDispatcher(broker)) if broker is not None else None
     try:
         async with db.session() as session, atomic(session):
-            cutoff = utcnow() - timedelta(seconds=older_than)
+            now = utcnow()
+            cutoff = now - timedelta(seconds=older_than)
             jobs = (
                 await session.scalars(
                     select(Job)
-                    .where(Job.status == JobStatus.QUEUED.value, Job.updated_at < cutoff)
+                    .where(
+                        or_(
+                            Job.status.in_([JobStatus.QUEUED.value, JobStatus.RETRYING.value])
+                            & (Job.updated_at < cutoff),
+                            (Job.status == JobStatus.RUNNING.value)
+                            & (Job.lease_until.is_(None) | (Job.lease_until < now))
+                            & (Job.updated_at < cutoff),
+                        )
+                    )
                     .order_by(Job.id)
                 )
             ).all()
@@ -120,7 +131,4 @@ async def requeue_stuck_jobs(settings: Settings, older_than: float, *, dry_run: 
                     requeue(session, job)
             return [job.message_id for job in jobs]
     finally:
-        if broker is not None:
-            set_dispatcher(previous)
-            close_broker(broker)
         await db.dispose()

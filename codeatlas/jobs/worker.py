@@ -8,6 +8,7 @@ the very same worker as threads of the API process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -22,9 +23,10 @@ import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from codeatlas.jobs.broker import close_broker, setup_broker
-from codeatlas.jobs.enqueue import BrokerDispatcher, set_dispatcher
+from codeatlas.jobs.enqueue import set_dispatcher
 from codeatlas.jobs.heartbeat import WorkerHeartbeat
-from codeatlas.jobs.runtime import configure
+from codeatlas.jobs.outbox import BrokerSender, Relay
+from codeatlas.jobs.runtime import JobRuntime, configure
 from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,26 +44,76 @@ class RunningWorker:
         self.worker.stop(timeout=int(self.timeout * 1000))
 
 
+class RelayThread(threading.Thread):
+    """A worker process's outbox relay, on an event loop of its own (the worker's threads are
+    synchronous, and Dramatiq's loop is the actors')."""
+
+    def __init__(self, settings: Settings, runtime: JobRuntime, broker: RedisBroker) -> None:
+        super().__init__(name="codeatlas-relay", daemon=True)
+        self.settings = settings
+        self.runtime = runtime
+        self.broker = broker
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+
+    def run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        from codeatlas.db.session import Database
+
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        db = Database(self.settings)
+        sender = BrokerSender(self.broker, self.settings.jobs_relay_send_timeout)
+        relay = Relay(self.settings, db, self.runtime, sender, name=f"worker-{os.getpid()}")
+        relay.start()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await relay.stop()
+            await self.runtime.aclose()
+            await db.dispose()
+
+    def start(self) -> None:
+        super().start()
+        self._ready.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self.join(timeout=20)
+
+
 def start_worker(
-    broker: RedisBroker, settings: Settings, threads: int, *, mode: str
+    broker: RedisBroker,
+    settings: Settings,
+    threads: int,
+    *,
+    mode: str,
+    queues: list[str] | None = None,
 ) -> RunningWorker:
-    """Start ``threads`` Dramatiq worker threads in this process, consuming ``broker``."""
+    """Start ``threads`` Dramatiq worker threads in this process, consuming ``broker``
+    (only ``queues`` when given)."""
     broker.emit_after("process_boot")  # starts the time-limit watchdog; Dramatiq's CLI does this
-    worker = dramatiq.Worker(broker, worker_threads=threads)
+    worker = dramatiq.Worker(broker, queues=set(queues) if queues else None, worker_threads=threads)
     worker.start()
     heartbeat = WorkerHeartbeat(settings, threads=threads, mode=mode)
     heartbeat.start()
     logger.info(
-        "%s worker started: pid %d, %d threads, actors %s",
+        "%s worker started: pid %d, %d threads, queues %s, actors %s",
         mode,
         os.getpid(),
         threads,
+        ", ".join(sorted(queues or broker.get_declared_queues())),
         ", ".join(sorted(broker.get_declared_actors())),
     )
     return RunningWorker(worker, heartbeat, settings.jobs_shutdown_timeout)
 
 
-def run_worker_process(settings: Settings, threads: int) -> None:
+def run_worker_process(settings: Settings, threads: int, queues: list[str] | None = None) -> None:
     """The body of one `codeatlas worker` process: run until SIGTERM or SIGINT."""
     stop = threading.Event()
 
@@ -73,18 +125,21 @@ def run_worker_process(settings: Settings, threads: int) -> None:
     signal.signal(signal.SIGINT, on_signal)
     runtime = configure(settings)
     broker = setup_broker(settings, runtime)
-    set_dispatcher(BrokerDispatcher(broker))  # actors may enqueue follow-up jobs
-    running = start_worker(broker, settings, threads, mode="worker")
+    set_dispatcher(None)  # follow-up jobs of actors go through the outbox and this relay
+    relay = RelayThread(settings, runtime, broker)
+    relay.start()
+    running = start_worker(broker, settings, threads, mode="worker", queues=queues)
     try:
         while not stop.wait(1.0):
             pass
     finally:
         running.stop()
+        relay.stop()  # after the worker: attempt ends recorded late are written first
         close_broker(broker)
         logger.info("worker pid %d stopped", os.getpid())
 
 
-def supervise(processes: int, threads: int) -> int:
+def supervise(processes: int, threads: int, queues: list[str] | None = None) -> int:
     """Run ``processes`` worker processes; restart any that dies, stop all on a signal.
 
     Hand-written because Dramatiq's own supervisor shuts every process down when one dies;
@@ -92,6 +147,8 @@ def supervise(processes: int, threads: int) -> int:
     """
     command = [sys.executable, "-m", "codeatlas", "worker", "--processes", "1"]
     command += ["--threads", str(threads)]
+    if queues:
+        command += ["--queues", ",".join(queues)]
     stopping = threading.Event()
     children: list[subprocess.Popen[bytes]] = []
 

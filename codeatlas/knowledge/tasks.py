@@ -16,7 +16,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codeatlas.jobs.actors import actor
+from codeatlas.jobs.actors import EMBED_QUEUE, actor
 from codeatlas.jobs.enqueue import enqueue
 from codeatlas.jobs.runtime import get_runtime
 from codeatlas.knowledge import indexing, reindexing
@@ -44,28 +44,28 @@ def enqueue_embed_chunks(session: AsyncSession, document_id: int, project_id: in
         )
 
 
-@actor("knowledge.embed_chunks", time_limit_ms=600_000)
+@actor("knowledge.embed_chunks", queue=EMBED_QUEUE, time_limit_ms=600_000)
 async def embed_chunks(document_id: int) -> None:
     """Embed a code document's chunks and upsert them; delete its stale points."""
     runtime = get_runtime()
     await indexing.index_document(get_knowledge(runtime.settings), runtime.database(), document_id)
 
 
-@actor("knowledge.embed_entry", time_limit_ms=600_000)
+@actor("knowledge.embed_entry", queue=EMBED_QUEUE, time_limit_ms=600_000)
 async def embed_entry(entry_id: int) -> None:
     """Embed a knowledge-base entry's pieces and upsert them; delete its stale points."""
     runtime = get_runtime()
     await indexing.index_entry(get_knowledge(runtime.settings), runtime.database(), entry_id)
 
 
-@actor("knowledge.delete_points")
+@actor("knowledge.delete_points", queue=EMBED_QUEUE)
 async def delete_points(scope: str, source_id: int) -> None:
     """Delete the vectors of a deleted ``document``, ``entry`` or ``project``."""
     runtime = get_runtime()
     await indexing.delete_source_points(get_knowledge(runtime.settings), scope, source_id)
 
 
-@actor("knowledge.reindex", max_retries=1, time_limit_ms=6 * 3_600_000)
+@actor("knowledge.reindex", queue=EMBED_QUEUE, max_retries=1, time_limit_ms=6 * 3_600_000)
 async def reindex(collection: str, force: int = 0) -> None:
     """Rebuild ``collection`` (or ``all``) with the configured embedding model.
 

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from codeatlas.db.migrate_lock import take_migration_lock
 from codeatlas.db.session import create_engine
 from codeatlas.models import Base
 from codeatlas.settings import Settings
@@ -37,9 +38,14 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_engine(_settings())
+    settings = _settings()
+    engine = create_engine(settings)
     try:
         async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Several pods starting together: one migrates, the others wait here and then
+                # find the schema at head (5-C); held until this transaction commits.
+                await take_migration_lock(connection, settings.migrate_lock_timeout)
             await connection.run_sync(_run_sync)
             await connection.commit()
     finally:

@@ -23,11 +23,23 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"  # a permanent error the actor declared not worth retrying
     DEAD = "dead"  # retries exhausted; the message sits in the dead-letter queue
-    CANCELLED = "cancelled"  # cancelled by an admin while queued; skipped when delivered
+    CANCELLED = "cancelled"  # cancelled by an admin; skipped when delivered, aborted if running
 
 
-RETRYABLE = frozenset({JobStatus.FAILED, JobStatus.DEAD})
-CANCELLABLE = frozenset({JobStatus.QUEUED, JobStatus.RETRYING})
+# An admin may retry or cancel a job in any state but `succeeded` (and retry a cancelled one).
+RETRYABLE = frozenset(
+    {
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        JobStatus.RETRYING,
+        JobStatus.FAILED,
+        JobStatus.DEAD,
+        JobStatus.CANCELLED,
+    }
+)
+CANCELLABLE = frozenset(
+    {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.FAILED, JobStatus.DEAD}
+)
 _STATUSES = ", ".join(f"'{s.value}'" for s in JobStatus)
 
 
@@ -38,6 +50,10 @@ class Job(TimestampMixin, Base):
         # The admin list: newest first, optionally by status or project (keyset on id).
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_project_id_id", "project_id", "id"),
+        # The outbox relay's claim: pending messages, oldest first.
+        Index("ix_jobs_send_at", "send_at"),
+        # The reaper: running jobs by lease.
+        Index("ix_jobs_status_lease_until", "status", "lease_until"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -60,6 +76,21 @@ class Job(TimestampMixin, Base):
     progress: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    # -- the outbox (:mod:`codeatlas.jobs.outbox`) ---------------------------------------
+    # Set (to when it may leave) while the job's message still has to be sent to the broker;
+    # NULL once a relay sent it. Written in the same transaction as the data it is about.
+    send_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Bumped on every (re)queue: a relay clears `send_at` only for the version it sent.
+    send_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A relay's claim on the pending message (another relay skips it until then).
+    send_claimed_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    # -- the running attempt's lease (:mod:`codeatlas.jobs.lease`) ------------------------
+    # The worker running the job renews this; a `running` job past it is reclaimed.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 def summarize_args(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> str:

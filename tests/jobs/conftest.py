@@ -40,6 +40,12 @@ FAST: dict[str, Any] = {
     "worker_heartbeat_interval": 0.5,
     "worker_heartbeat_stale_after": 2.0,
     "embedded_worker_threads": 0,
+    "jobs_relay_poll_interval": 0.2,
+    "jobs_relay_backoff_max": 1.0,
+    "jobs_relay_send_timeout": 2.0,
+    "jobs_lease_seconds": 3.0,
+    "jobs_lease_renew_interval": 0.5,
+    "jobs_reaper_interval": 0.5,
     "jobs_workers_required": True,
     # These tests are about the job system; embedding is the knowledge tests' business (and
     # would load a model in every worker).
@@ -68,6 +74,12 @@ def env_for(settings: Settings) -> dict[str, str]:
         JOBS_BROKER_MAINTENANCE_CHANCE=str(settings.jobs_broker_maintenance_chance),
         WORKER_HEARTBEAT_INTERVAL=str(settings.worker_heartbeat_interval),
         WORKER_HEARTBEAT_STALE_AFTER=str(settings.worker_heartbeat_stale_after),
+        JOBS_RELAY_POLL_INTERVAL=str(settings.jobs_relay_poll_interval),
+        JOBS_RELAY_BACKOFF_MAX=str(settings.jobs_relay_backoff_max),
+        JOBS_RELAY_SEND_TIMEOUT=str(settings.jobs_relay_send_timeout),
+        JOBS_LEASE_SECONDS=str(settings.jobs_lease_seconds),
+        JOBS_LEASE_RENEW_INTERVAL=str(settings.jobs_lease_renew_interval),
+        JOBS_REAPER_INTERVAL=str(settings.jobs_reaper_interval),
         UPLOAD_ROOT=str(settings.UPLOAD_ROOT),
         KNOWLEDGE_EMBED_CODE=str(getattr(settings, "knowledge_embed_code", True)).lower(),
         PYTHONUNBUFFERED="1",
@@ -211,7 +223,7 @@ class Probes:
     async def queued_messages(self) -> int:
         """Messages the broker holds for the default queue (waiting or delayed)."""
         total = 0
-        for name in ("default", "default.DQ"):
+        for name in ("default", "default.DQ", "default.XQ"):
             total += await self.client.hlen(key(self.settings, "dramatiq", name + ".msgs"))
         return total
 

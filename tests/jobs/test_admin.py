@@ -9,14 +9,19 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from codeatlas.db.session import Database, atomic
 from codeatlas.models import Job
 from codeatlas.settings import Settings
 from tests.factories import auth_headers, create_user
-from tests.jobs.conftest import FAST, Probes, add_enqueue_route
+from tests.jobs.conftest import FAST, Probes, add_enqueue_route, wait_for
 
 BASIC = {"admin_basic_user": "ops", "admin_basic_password": "a-long-admin-password"}
+
+
+async def _messages_are(probes: Probes, n: int) -> bool:
+    return await probes.queued_messages() == n
 
 
 def _basic(user: str, password: str) -> dict[str, str]:
@@ -54,6 +59,12 @@ async def admin_app(app_factory: Any) -> Any:
     app: FastAPI = app_factory(**FAST, **BASIC)
     add_enqueue_route(app)
     async with app.router.lifespan_context(app):
+        # The relay's first reaper pass finds this test's broker namespace empty and re-sends
+        # sent-but-unstarted jobs; let it pass before seeding rows that have no message.
+        async def epoch_seen() -> bool:
+            return app.state.jobs_relay.reaper_state.epoch is not None
+
+        await wait_for(epoch_seen, what="the relay's first reaper pass")
         yield app
 
 
@@ -147,10 +158,10 @@ async def test_retry_and_cancel_rules(
     jobs = {j.status: j for j in await _seed(db)}
     h = auth_headers(await create_user(db, is_admin=True), settings)
 
-    for status in ("queued", "running", "succeeded", "cancelled"):
-        r = await admin_client.post(f"/api/v1/admin/jobs/{jobs[status].id}/retry", headers=h)
-        assert r.status_code == 409 and r.json()["error_code"] == "JOB_NOT_RETRYABLE", status
-    for status in ("running", "succeeded", "dead"):
+    # Issue 10: any state but `succeeded` can be retried, any unfinished one cancelled.
+    r = await admin_client.post(f"/api/v1/admin/jobs/{jobs['succeeded'].id}/retry", headers=h)
+    assert r.status_code == 409 and r.json()["error_code"] == "JOB_NOT_RETRYABLE"
+    for status in ("succeeded", "cancelled"):
         r = await admin_client.post(f"/api/v1/admin/jobs/{jobs[status].id}/cancel", headers=h)
         assert r.status_code == 409 and r.json()["error_code"] == "JOB_NOT_CANCELLABLE", status
     assert (
@@ -159,11 +170,16 @@ async def test_retry_and_cancel_rules(
 
     r = await admin_client.post(f"/api/v1/admin/jobs/{jobs['dead'].id}/retry", headers=h)
     assert r.status_code == 200 and r.json()["status"] == "queued"
-    assert await probes.queued_messages() == 1  # sent once the request committed
-    r = await admin_client.post(f"/api/v1/admin/jobs/{jobs['queued'].id}/cancel", headers=h)
-    assert r.status_code == 200 and r.json()["status"] == "cancelled"
-    r = await admin_client.post(f"/api/v1/admin/jobs/{jobs['retrying'].id}/cancel", headers=h)
-    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    # Sent by the relay once the request committed.
+    await wait_for(lambda: _messages_are(probes, 1), what="the retried job's message")
+    r = await admin_client.post(f"/api/v1/admin/jobs/{jobs['queued'].id}/retry", headers=h)
+    assert r.status_code == 200 and r.json()["status"] == "queued"
+    await wait_for(lambda: _messages_are(probes, 2), what="the re-queued job's message")
+    for status in ("queued", "retrying", "running", "failed"):
+        r = await admin_client.post(f"/api/v1/admin/jobs/{jobs[status].id}/cancel", headers=h)
+        assert r.status_code == 200 and r.json()["status"] == "cancelled", status
+    r = await admin_client.post(f"/api/v1/admin/jobs/{jobs['cancelled'].id}/retry", headers=h)
+    assert r.status_code == 200 and r.json()["status"] == "queued"
 
 
 async def test_html_page_lists_jobs_with_buttons(
@@ -191,7 +207,7 @@ async def test_html_page_lists_jobs_with_buttons(
         headers=_basic(**_creds()),
     )
     assert r.status_code == 303 and r.headers["location"].startswith("/admin/jobs?notice=")
-    assert await probes.queued_messages() == 1
+    await wait_for(lambda: _messages_are(probes, 1), what="the retried job's message")
 
     filtered = await admin_client.get(
         "/admin/jobs", params={"status": "dead"}, headers=_basic(**_creds())
@@ -228,7 +244,7 @@ async def test_page_escapes_job_fields(admin_client: httpx.AsyncClient, db: Data
 
 
 async def test_requeue_stuck_sends_old_queued_jobs_again(
-    db: Database, jobs_settings: Settings, probes: Probes
+    db: Database, jobs_settings: Settings, probes: Probes, app_factory: Any
 ) -> None:
     """Run-book "re-queue stuck jobs": a job committed while Redis was down stays queued."""
     from datetime import timedelta
@@ -264,7 +280,21 @@ async def test_requeue_stuck_sends_old_queued_jobs_again(
         stuck.updated_at = utcnow() - timedelta(hours=1)
 
     assert await requeue_stuck_jobs(jobs_settings, 600, dry_run=True) == ["stuck-1"]
-    assert await probes.queued_messages() == 0
     assert await requeue_stuck_jobs(jobs_settings, 600, dry_run=False) == ["stuck-1"]
-    assert await probes.queued_messages() == 1
     assert await requeue_stuck_jobs(jobs_settings, 600, dry_run=False) == []  # bumped
+    # Only the database was touched: the job waits in the outbox for a relay.
+    assert await probes.queued_messages() == 0
+    async with db.session() as s:
+        pending = (await s.scalars(select(Job.message_id).where(Job.send_at.is_not(None)))).all()
+    assert pending == ["stuck-1"]
+    app: FastAPI = app_factory(**FAST)
+    async with app.router.lifespan_context(app):
+        # (A fresh broker namespace also makes its reaper re-send `fresh-1`, which has no
+        # message in this test: a Redis that comes back empty lost every message.)
+        async def stuck_sent() -> bool:
+            async with db.session() as s:
+                job = await s.scalar(select(Job).where(Job.message_id == "stuck-1"))
+            return job is not None and job.send_at is None
+
+        await wait_for(stuck_sent, what="a relay to send the stuck job")
+        assert await probes.queued_messages() >= 1

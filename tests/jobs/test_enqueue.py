@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -10,7 +12,23 @@ from sqlalchemy import func, select
 from codeatlas.db.session import Database, atomic
 from codeatlas.jobs.enqueue import enqueue
 from codeatlas.models import Job
-from tests.jobs.conftest import FAST, Probes, add_enqueue_route, get_job, wait_status
+from tests.jobs.conftest import (
+    FAST,
+    Probes,
+    add_enqueue_route,
+    get_job,
+    wait_for,
+    wait_status,
+)
+
+
+async def _count_is(probes: Probes, n: int) -> bool:
+    return await probes.queued_messages() == n
+
+
+async def _sent(db: Database, message_id: str) -> Job | None:
+    job = await get_job(db, message_id)
+    return job if job is not None and job.send_at is None else None
 
 
 async def test_committed_request_sends_one_message_with_its_request_id(
@@ -27,7 +45,11 @@ async def test_committed_request_sends_one_message_with_its_request_id(
     assert job is not None
     assert (job.status, job.attempts, job.request_id, job.project_id) == ("queued", 0, rid, 1001)
     assert job.args == [1] and job.actor == "probe.record"
-    assert await probes.queued_messages() == 1
+    assert job.send_seq == 1
+    # The relay, woken by the commit, sends it (no request waits on Redis).
+    await wait_for(lambda: _count_is(probes, 1), what="the relay to send the message")
+    job = await wait_for(lambda: _sent(db, job.message_id), what="send_at cleared")
+    assert job.status == "queued"
 
 
 async def test_rolled_back_request_sends_nothing(
@@ -54,8 +76,9 @@ async def test_savepoint_rollback_drops_only_its_own_jobs(
         async with atomic(s):
             nested_kept = enqueue(s, "probe.record", 12)
         # Nothing leaves before the outer transaction commits, savepoint or not.
+        await asyncio.sleep(0.5)
         assert await probes.queued_messages() == 0
-    assert await probes.queued_messages() == 2
+    await wait_for(lambda: _count_is(probes, 2), what="the relay to send both")
     async with db.session() as s:
         ids = set((await s.scalars(select(Job.message_id))).all())
     assert ids == {kept.message_id, nested_kept.message_id}

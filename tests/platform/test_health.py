@@ -67,4 +67,33 @@ async def test_slow_check_times_out(app_factory) -> None:  # type: ignore[no-unt
         app.state.health.register("slow", slow)
         r = await c.get("/health/ready")
     assert r.status_code == 503
-    assert "timed out" in r.json()["details"]["checks"]["slow"]["detail"]
+    assert r.json()["details"]["checks"]["slow"]["reason"] == "timeout"
+
+
+async def test_public_body_names_failing_components_only_details_go_to_the_log(
+    app_factory,
+    caplog,  # type: ignore[no-untyped-def]
+) -> None:
+    import logging
+
+    app = app_factory()
+
+    async def broken() -> None:
+        raise RuntimeError("cannot open /srv/secret/internal/path.sock")
+
+    with caplog.at_level(logging.WARNING, logger="codeatlas.health.registry"):
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+        ):
+            app.state.health.register("broken", broken)
+            r = await c.get("/health/ready")
+    assert r.status_code == 503
+    assert r.json()["details"]["failed"] == ["broken"]
+    assert r.json()["details"]["checks"]["broken"] == {
+        "status": "error",
+        "latency_ms": r.json()["details"]["checks"]["broken"]["latency_ms"],
+        "reason": "failed",
+    }
+    assert "/srv/secret" not in r.text and "RuntimeError" not in r.text
+    assert "/srv/secret/internal/path.sock" in caplog.text  # the operator still sees why

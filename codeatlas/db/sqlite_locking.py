@@ -1,0 +1,136 @@
+"""SQLite write locking: ``BEGIN IMMEDIATE`` right before a transaction's first write.
+
+SQLite allows one writer at a time. A deferred ``BEGIN`` that has read and then writes must
+upgrade its read snapshot to the write lock; if another connection committed in between,
+SQLite refuses at once with "database is locked" (SQLITE_BUSY_SNAPSHOT), and
+``busy_timeout`` never applies, because waiting could not help. ``BEGIN IMMEDIATE`` takes
+the write lock up front and *does* wait (busy_timeout), so concurrent writers queue.
+
+Taking it at the start of every request would hold the one write lock while an upload
+streams in or a search embeds its query. So a transaction starts without any SQLite
+transaction: its reads run as single statements (in WAL each sees the latest commit and
+never blocks, the same as PostgreSQL's READ COMMITTED), and the first statement that
+writes (INSERT/UPDATE/DELETE/DDL, a SAVEPOINT, or a ``SELECT … FOR UPDATE``, which is how
+our code says "I read this to change it") first issues ``BEGIN IMMEDIATE``. From there to
+COMMIT the transaction is serialised with every other writer, exactly what ``FOR UPDATE``
+promises on PostgreSQL. Code that is correct under PostgreSQL's default isolation is
+therefore correct here.
+
+Within one process, writers also queue on an asyncio lock before ``BEGIN IMMEDIATE``.
+SQLite's busy handler polls with sleeps of up to 100 ms, so with dozens of writers waiting
+the lock sat free between a COMMIT and the next poll, and the queue drained so slowly that
+the last writers ran out of busy_timeout (measured: 36 concurrent writes over HTTP took
+~10 s and 4 answered DB_BUSY). The asyncio lock hands over at once and in order; the busy
+handler still arbitrates between processes (the API and a worker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import weakref
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_only
+
+logger = logging.getLogger(__name__)
+
+_PENDING = "codeatlas_begin_pending"  # SQLAlchemy began a transaction; SQLite has not yet
+_HELD = "codeatlas_writer_lock"  # the in-process writer lock this connection holds
+_READ_PREFIXES = ("SELECT", "PRAGMA", "EXPLAIN", "VALUES")
+
+
+def _writes(conn: Connection, statement: str, context: Any) -> bool:
+    compiled = getattr(context, "compiled", None)
+    if compiled is not None:
+        if context.isinsert or context.isupdate or context.isdelete or context.isddl:
+            return True
+        stmt = getattr(compiled, "statement", None)
+        if getattr(stmt, "_for_update_arg", None) is not None:
+            return True  # SQLite drops FOR UPDATE from the SQL; the intent is what counts
+    head = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else ""
+    if head in _READ_PREFIXES:
+        return False
+    if head == "WITH":  # a CTE ahead of INSERT/UPDATE/DELETE writes
+        upper = statement.upper()
+        return any(f" {kw} " in upper for kw in ("INSERT", "UPDATE", "DELETE", "REPLACE"))
+    return True
+
+
+class _WriterQueue:
+    """One asyncio lock per event loop: the writers of this process take turns."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def lock(self) -> asyncio.Lock | None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: a plain sync caller
+            return None
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    def acquire(self, lock: asyncio.Lock) -> None:
+        try:
+            await_only(asyncio.wait_for(lock.acquire(), self.timeout))
+        except TimeoutError:
+            # the same error SQLite gives after busy_timeout: it answers 503 DB_BUSY
+            raise sqlite3.OperationalError(
+                "database is locked (this process's other writers held it too long)"
+            ) from None
+
+
+def install(engine: AsyncEngine, busy_timeout: float) -> None:
+    """Wire the lazy ``BEGIN IMMEDIATE`` into ``engine`` (transactional mode only)."""
+    sync_engine = engine.sync_engine
+    queue = _WriterQueue(busy_timeout)
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.info[_PENDING] = True
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _before_execute(
+        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
+    ) -> None:
+        if not conn.info.get(_PENDING) or not conn.in_transaction():
+            return
+        if not _writes(conn, statement, context):
+            return
+        conn.info[_PENDING] = False
+        lock = queue.lock()
+        if lock is not None:
+            queue.acquire(lock)
+            conn.info[_HELD] = lock
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        begin = raw.cursor()
+        try:
+            begin.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for other processes
+        except BaseException:
+            _release(conn)
+            raise
+        finally:
+            begin.close()
+
+    def _release(conn: Connection) -> None:
+        lock = conn.info.pop(_HELD, None)
+        if lock is not None and lock.locked():
+            lock.release()
+
+    def _ended(conn: Connection) -> None:
+        conn.info.pop(_PENDING, None)
+        _release(conn)
+
+    event.listen(sync_engine, "commit", _ended)
+    event.listen(sync_engine, "rollback", _ended)
