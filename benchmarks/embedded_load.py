@@ -65,7 +65,7 @@ def sources(count: int) -> list[tuple[str, bytes]]:
         "uvicorn",
     ):
         for path in sorted((site / package).rglob("*.py")):
-            if path.stat().st_size <= 200_000:
+            if path.stat().st_size <= 30_000:  # a typical tree: mostly small files
                 found.append((f"{package}/{path.relative_to(site / package).as_posix()}", path))
     return [(name, path.read_bytes()) for name, path in found[:count]]
 
@@ -173,6 +173,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         ):
             prober = asyncio.create_task(probe(probes))
             started = time.monotonic()
+            print(f"serve ready; uploading {len(files)} files", file=sys.stderr)
             for i in range(0, len(files), args.batch):
                 body, content_type = multipart(files[i : i + args.batch])
                 for _ in range(5):  # an upload is all-or-nothing: a 5xx one can be resent
@@ -188,6 +189,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                 else:
                     raise RuntimeError("upload kept failing")
             uploaded = time.monotonic() - started
+            print(f"uploaded in {uploaded:.1f} s; waiting for the jobs", file=sys.stderr)
             deadline = time.monotonic() + args.timeout
             while True:
                 counts = await job_counts(db)
@@ -232,7 +234,12 @@ def main() -> None:
     parser.add_argument("--mode", choices=("process", "threads"), default="process")
     parser.add_argument("--port", type=int, default=18765)
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for jobs")
+    parser.add_argument("--workdir", type=Path, help="keep DATA_DIR and serve.log here")
     args = parser.parse_args()
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        asyncio.run(run(args, args.workdir))
+        return
     with tempfile.TemporaryDirectory(prefix="codeatlas-embedded-load-") as tmp:
         asyncio.run(run(args, Path(tmp)))
 

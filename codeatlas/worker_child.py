@@ -42,8 +42,8 @@ def run(parent_pid: int, sock: Path) -> None:
     from codeatlas.core.logging import configure_logging
     from codeatlas.jobs import runtime as jobs_runtime
     from codeatlas.jobs.broker import close_broker, setup_broker
-    from codeatlas.jobs.enqueue import BrokerDispatcher, set_dispatcher
-    from codeatlas.jobs.worker import start_worker
+    from codeatlas.jobs.enqueue import set_dispatcher
+    from codeatlas.jobs.worker import RelayThread, start_worker
     from codeatlas.knowledge import runtime as knowledge_runtime
     from codeatlas.knowledge.vector_proxy import start_vector_server
     from codeatlas.settings import get_settings
@@ -65,10 +65,13 @@ def run(parent_pid: int, sock: Path) -> None:
     threads = settings.in_process_worker_threads
     broker = None
     running = None
+    relay = None
     own_loop: asyncio.AbstractEventLoop | None = None
     if threads > 0 and settings.redis_url:
         broker = setup_broker(settings, runtime)
-        set_dispatcher(BrokerDispatcher(broker))  # actors may enqueue follow-up jobs
+        set_dispatcher(None)  # follow-up jobs of actors go through the outbox and this relay
+        relay = RelayThread(settings, runtime, broker)
+        relay.start()
         running = start_worker(broker, settings, threads, mode="embedded")
         import dramatiq.asyncio
 
@@ -92,6 +95,8 @@ def run(parent_pid: int, sock: Path) -> None:
         loop.call_soon_threadsafe(server.close)  # new calls are refused from now on
         if running is not None:
             running.stop()  # finishes running jobs, then stops Dramatiq's loop
+        if relay is not None:
+            relay.stop()  # after the worker: attempt ends recorded late are written first
         if broker is not None:
             close_broker(broker)
         if own_loop is not None:
