@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import typer
 
 from codeatlas import __version__
@@ -53,11 +55,37 @@ def serve(
         _fail(f"Invalid settings: {exc}")
         return
     configure_logging(settings.log_level, settings.log_format)
-    prepare_database()
-    from codeatlas.core.embedded_redis import redis_for_serve
+    from codeatlas.core.instance_lock import InstanceLocked, hold_data_dir
+    from codeatlas.serving import (
+        ServeRefused,
+        check_serve_options,
+        clean_exit_on_sigterm,
+        uses_embedded_state,
+        worker_child_for_serve,
+    )
 
-    # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends.
-    with redis_for_serve(settings):
+    try:
+        check_serve_options(settings, workers)
+    except ServeRefused as exc:
+        _fail(str(exc))
+    with contextlib.ExitStack() as stack:
+        if uses_embedded_state(settings):
+            # One embedded instance per data directory: checked before anything is touched.
+            try:
+                stack.enter_context(hold_data_dir(settings.data_dir))
+            except InstanceLocked as exc:
+                _fail(str(exc))
+        prepare_database()
+        from codeatlas.core.embedded_redis import redis_for_serve
+
+        # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends.
+        stack.enter_context(redis_for_serve(settings))
+        # QDRANT_URL unset: the supervised worker child owns the vector store (serving.py).
+        try:
+            stack.enter_context(worker_child_for_serve(get_settings(), workers))
+        except ServeRefused as exc:
+            _fail(str(exc))
+        stack.enter_context(clean_exit_on_sigterm())
         uvicorn.run(
             "codeatlas.app:create_app",
             factory=True,

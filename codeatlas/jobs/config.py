@@ -5,7 +5,7 @@ Background jobs (6-B), the worker heartbeats readiness reads (2-B) and the admin
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import NoDecode
@@ -31,6 +31,17 @@ class JobsSettings(BaseModel):
             f"Unset: {DEFAULT_EMBEDDED_WORKER_THREADS} when no external REDIS_URL is configured "
             "(the embedded default: one command serves and processes uploads), 0 otherwise "
             "(run `codeatlas worker` processes instead)."
+        ),
+    )
+    embedded_worker_mode: Literal["process", "threads"] = Field(
+        "process",
+        description=(
+            "Where `codeatlas serve` runs the EMBEDDED_WORKER_THREADS when the embedded vector "
+            "store is used (QDRANT_URL unset). `process`: a supervised worker child process "
+            "that also owns the vector store and serves it to the API processes over a Unix "
+            "socket (restarted if it dies; `--workers N` works). `threads`: inside the API "
+            "process, as before (one API process only; HNSW builds and embedding then share "
+            "the API's GIL). Measured in docs/ARCHITECTURE.md."
         ),
     )
     jobs_worker_threads: int = Field(

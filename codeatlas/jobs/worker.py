@@ -54,7 +54,8 @@ class RelayThread(threading.Thread):
         self.runtime = runtime
         self.broker = broker
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
+        # Not `_stop`: threading.Thread.join() calls its own `self._stop()`.
+        self._stop_event: asyncio.Event | None = None
         self._ready = threading.Event()
 
     def run(self) -> None:
@@ -64,14 +65,14 @@ class RelayThread(threading.Thread):
         from codeatlas.db.session import Database
 
         self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+        self._stop_event = asyncio.Event()
         db = Database(self.settings)
         sender = BrokerSender(self.broker, self.settings.jobs_relay_send_timeout)
         relay = Relay(self.settings, db, self.runtime, sender, name=f"worker-{os.getpid()}")
         relay.start()
         self._ready.set()
         try:
-            await self._stop.wait()
+            await self._stop_event.wait()
         finally:
             await relay.stop()
             await self.runtime.aclose()
@@ -82,8 +83,8 @@ class RelayThread(threading.Thread):
         self._ready.wait(timeout=30)
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._loop is not None and self._stop_event is not None:
+            self._loop.call_soon_threadsafe(self._stop_event.set)
         self.join(timeout=20)
 
 

@@ -104,6 +104,22 @@ class KnowledgeSettings(BaseModel):
         None,
         description="Directory of the embedded vector store. Unset: DATA_DIR/vectors.",
     )
+    vector_store_socket: Path | None = Field(
+        None,
+        description=(
+            "Set by `codeatlas serve` for its API processes (leave unset): reach the embedded "
+            "vector store through this Unix socket of the worker child that owns it, instead "
+            "of opening VECTOR_STORE_PATH in this process."
+        ),
+    )
+    vector_proxy_timeout: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Seconds one call through VECTOR_STORE_SOCKET may take before search answers 503 "
+            "(the owner is blocked while it builds an HNSW index)."
+        ),
+    )
     vector_hnsw_ef: int | None = Field(
         None,
         gt=0,

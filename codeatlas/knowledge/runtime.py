@@ -136,6 +136,11 @@ class KnowledgeRuntime:
                 timeout=s.qdrant_timeout,
                 hnsw_ef=s.vector_hnsw_ef,
             )
+        if s.vector_store_socket is not None:
+            # `codeatlas serve`'s worker child owns the embedded store (vector_proxy).
+            from codeatlas.knowledge.vector_proxy import ProxyVectorStore
+
+            return ProxyVectorStore(s.vector_store_socket, timeout=s.vector_proxy_timeout)
         if self._edge is None:
             self._edge = EdgeVectorStore(
                 s.resolved_vector_store_path,

