@@ -17,6 +17,7 @@ def build_api_router() -> APIRouter:
     from codeatlas.projects.router import router as projects_router
     from codeatlas.rendering.router import router as rendering_router
     from codeatlas.system.router import router as system_router
+    from codeatlas.ws.router import router as ws_router
 
     # Every route can fail validation or crash; both answer with the error envelope.
     # ... and answer 503 DB_UNAVAILABLE / DB_BUSY / REDIS_UNAVAILABLE while a dependency is away.
@@ -30,6 +31,7 @@ def build_api_router() -> APIRouter:
         rendering_router,
         knowledge_router,
         hybrid_search_router,
+        ws_router,
     ):
         api.include_router(router)
     return api

@@ -25,6 +25,7 @@ from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.security.config import SecuritySettings
+from codeatlas.ws.config import WebSocketSettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
@@ -43,6 +44,7 @@ class Settings(
     KnowledgeSettings,
     DatabaseSettings,
     SecuritySettings,
+    WebSocketSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.
