@@ -23,6 +23,7 @@ from codeatlas.core.config import InfraSettings
 from codeatlas.core.database_config import DatabaseSettings
 from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
+from codeatlas.llm.config import LLMSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.security.config import SecuritySettings
 from codeatlas.ws.config import WebSocketSettings
@@ -45,6 +46,7 @@ class Settings(
     DatabaseSettings,
     SecuritySettings,
     WebSocketSettings,
+    LLMSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.
