@@ -157,7 +157,6 @@ def version() -> None:
 
 DOMAIN_CLIS = [
     "codeatlas.auth.cli",
-    "codeatlas.code.cli",
     "codeatlas.jobs.cli",
     "codeatlas.rendering.cli",
     "codeatlas.knowledge.cli",

@@ -24,7 +24,7 @@ from dramatiq.broker import Broker
 from codeatlas.settings import Settings
 
 # The modules whose actors every worker loads; add a domain's `tasks` module here.
-ACTOR_MODULES: tuple[str, ...] = ("codeatlas.code.tasks",)
+ACTOR_MODULES: tuple[str, ...] = ("codeatlas.code.tasks", "codeatlas.knowledge.tasks")
 
 # Separate queues, so a small parse job never waits behind bulk embedding (issue 10): run
 # `codeatlas worker --queues code.parse` and `--queues knowledge.embed` with their own
