@@ -24,6 +24,7 @@ from codeatlas.health.router import router as health_router
 from codeatlas.jobs.page import router as jobs_page_router
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
+from codeatlas.web.pages import install as install_web_app
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(jobs_page_router)  # /admin/jobs: HTML, outside /api/v1
     app.include_router(build_api_router())
+    install_web_app(app)  # the browser app: /, its pages and /static
     return app
 
 

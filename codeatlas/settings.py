@@ -23,6 +23,7 @@ from codeatlas.core.config import InfraSettings
 from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.rendering.config import RenderingSettings
+from codeatlas.web.config import WebSettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
@@ -35,6 +36,7 @@ class Settings(
     JobsSettings,
     RenderingSettings,
     KnowledgeSettings,
+    WebSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.
