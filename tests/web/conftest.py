@@ -227,6 +227,8 @@ class Watched:
     def shoot(self, name: str) -> None:
         """Screenshots at desktop and phone width (restores the desktop size)."""
         SHOTS.mkdir(parents=True, exist_ok=True)
+        if "#" not in self.page.url:
+            self.page.evaluate("window.scrollTo(0, 0)")
         self.page.set_viewport_size(DESKTOP)
         self.page.screenshot(path=str(SHOTS / f"{name}-desktop.png"), full_page=False)
         self.page.set_viewport_size(PHONE)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ def _fail_a_job(served: Served, document_id: int) -> int:
         finally:
             await db.dispose()
 
-    return asyncio.run(run())
+    # Playwright's sync API keeps an event loop running in this thread: use another one.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def test_register_upload_search_and_admin(served: Served, watched: Any) -> None:

@@ -63,3 +63,10 @@ export function fmtDate(s) {
 export function hasFeature(name) {
   return (document.body.dataset.features || "").split(" ").includes(name);
 }
+
+// Sanitised HTML from the rendering API; code blocks that may scroll sideways get keyboard
+// focus (axe: scrollable regions must be reachable without a mouse).
+export function setHtml(el, html) {
+  el.innerHTML = html;
+  el.querySelectorAll("pre").forEach((pre) => { pre.tabIndex = 0; });
+}

@@ -42,7 +42,7 @@ async function jobs(panel) {
   status.addEventListener("change", load);
   panel.replaceChildren(msg, h("div", { class: "row" }, h("label", { for: "job-status" }, "Status"), status,
     h("button", { type: "button", class: "secondary", id: "jobs-reload", onclick: load }, "Reload")), counts,
-    h("div", { class: "scroll-x" }, h("table", { class: "data", id: "jobs-table" },
+    h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Jobs" }, h("table", { class: "data", id: "jobs-table" },
       h("thead", {}, h("tr", {}, ...["Id", "Actor", "Status", "Attempts", "Project / file", "Updated", "Last error"].map((t) => h("th", { text: t })),
         h("th", {}, h("span", { class: "visually-hidden" }, "Actions")))), body)));
   await load();
@@ -50,7 +50,7 @@ async function jobs(panel) {
 
 async function users(panel) {
   const body = h("tbody");
-  panel.replaceChildren(h("div", { class: "scroll-x" }, h("table", { class: "data", id: "users-table" },
+  panel.replaceChildren(h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Users" }, h("table", { class: "data", id: "users-table" },
     h("thead", {}, h("tr", {}, ...["Id", "E-mail", "Name", "Active", "Admin", "Created"].map((t) => h("th", { text: t })))), body)));
   try {
     const data = await api("GET", "/admin/users?limit=200");

@@ -2,7 +2,7 @@
 // without it) and rendered as Markdown by the rendering API, citations that open the cited
 // lines, stop and regenerate, and a clear notice when no LLM is configured.
 import { api } from "../api.js";
-import { banner, errorText, h, hasFeature, link, navigate, page } from "../ui.js";
+import { banner, errorText, h, hasFeature, link, navigate, page, setHtml } from "../ui.js";
 import { isLive, on, send } from "../ws.js";
 import { renderMarkdown } from "./knowledge.js";
 
@@ -64,7 +64,7 @@ async function conversation(chatId, pane, msg, stops) {
     const text = v.text;
     try {
       const html = await renderMarkdown(text || " ");
-      if (v.text === text) v.body.innerHTML = html;
+      if (v.text === text) setHtml(v.body, html);
     } catch { v.body.textContent = text; }
   }
 

@@ -1,7 +1,7 @@
 // The knowledge base: entries listed, written and edited with a Markdown preview (rendered
 // and sanitised by the rendering API), deleted, and searched by meaning.
 import { api } from "../api.js";
-import { banner, errorText, field, fmtDate, h, page } from "../ui.js";
+import { banner, errorText, field, fmtDate, h, page, setHtml } from "../ui.js";
 
 export async function renderMarkdown(markdown) {
   const out = await api("POST", "/rendering/markdown", { body: { markdown } });
@@ -40,7 +40,7 @@ export async function knowledgeView() {
       ...projects.map((p) => h("option", { value: String(p.id), selected: entry && entry.project_id === p.id }, p.name)));
     const preview = h("div", { class: "md panel", id: "kb-preview", "aria-live": "polite" });
     async function showPreview() {
-      try { preview.innerHTML = await renderMarkdown(content.value || " "); }
+      try { setHtml(preview, await renderMarkdown(content.value || " ")); }
       catch (err) { preview.replaceChildren(banner("error", errorText(err))); }
     }
     async function onsubmit(e) {
@@ -73,7 +73,7 @@ export async function knowledgeView() {
     try {
       const data = await api("POST", "/knowledge/search", { body: { query: q.value, kinds: ["entry"] } });
       results.replaceChildren(...data.results.map((r) => h("li", {}, h("strong", { text: r.title || r.id }),
-        h("pre", { class: "snippet", text: r.snippet }))));
+        h("pre", { class: "snippet", tabindex: "0", text: r.snippet }))));
       if (!data.results.length) results.append(h("li", { class: "muted" }, "Nothing found."));
     } catch (err) { results.replaceChildren(h("li", {}, banner("error", errorText(err)))); }
   }

@@ -162,7 +162,7 @@ function hybridSearch(projectId) {
         link(`/projects/${r.project_id}/files/${r.document_id}#L${r.start_line}-L${r.end_line}`,
           `${r.path}:${r.start_line}-${r.end_line}`, { class: "result-link" }),
         r.symbol ? h("span", { class: "muted" }, " " + r.symbol) : null,
-        h("pre", { class: "snippet", text: r.snippet }))));
+        h("pre", { class: "snippet", tabindex: "0", "aria-label": `Snippet of ${r.path}`, text: r.snippet }))));
     } catch (err) {
       status.textContent = err.status === 503 ? "Search by meaning is unavailable right now: " + errorText(err) : errorText(err);
     }
@@ -346,7 +346,7 @@ function membersPanel(project) {
   load();
   return h("section", { class: "panel", "aria-labelledby": "mem-h" },
     h("h2", { id: "mem-h", text: "Members" }), msg,
-    h("div", { class: "scroll-x" }, h("table", { class: "data" },
+    h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Members" }, h("table", { class: "data" },
       h("thead", {}, h("tr", {}, h("th", { text: "E-mail" }), h("th", { text: "Name" }), h("th", { text: "Role" }), h("th", {}, h("span", { class: "visually-hidden" }, "Actions")))), body)),
     isOwner ? h("form", { class: "stack", onsubmit, "aria-label": "Add a member" },
       field("E-mail of the member", email), field("Role", role), h("button", { type: "submit" }, "Add member")) : null,
