@@ -19,6 +19,7 @@ def build_api_router() -> APIRouter:
     from codeatlas.system.router import router as system_router
     from codeatlas.web.api import router as web_api_router
     from codeatlas.web.session import router as web_session_router
+    from codeatlas.ws.router import router as ws_router
 
     # Every route can fail validation or crash; both answer with the error envelope.
     api = APIRouter(prefix=API_PREFIX, responses=responses(422, 500))
@@ -33,6 +34,7 @@ def build_api_router() -> APIRouter:
         hybrid_search_router,
         web_session_router,
         web_api_router,
+        ws_router,
     ):
         api.include_router(router)
     return api

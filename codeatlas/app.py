@@ -40,6 +40,7 @@ LIFECYCLE_MODULES = [
     "codeatlas.jobs.lifecycle",
     "codeatlas.rendering.lifecycle",
     "codeatlas.knowledge.lifecycle",
+    "codeatlas.ws.lifecycle",
 ]
 
 

@@ -24,6 +24,7 @@ from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.web.config import WebSettings
+from codeatlas.ws.config import WebSocketSettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
@@ -37,6 +38,7 @@ class Settings(
     RenderingSettings,
     KnowledgeSettings,
     WebSettings,
+    WebSocketSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.

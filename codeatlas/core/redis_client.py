@@ -8,28 +8,42 @@ user falls back in its own documented way.
 from __future__ import annotations
 
 import logging
+import weakref
 from contextlib import AsyncExitStack
 from typing import Annotated
 
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, Request
 
-from codeatlas.settings import Settings
+from codeatlas.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
+
+# The settings each client was made with, so code handed only a client (the event bus) finds
+# its key prefix; weak, so a closed client's app is not kept alive.
+_client_settings: weakref.WeakKeyDictionary[aioredis.Redis, Settings] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def create_redis(settings: Settings) -> aioredis.Redis | None:
     """A client for REDIS_URL (no connection is made until the first command)."""
     if not settings.redis_url:
         return None
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
         health_check_interval=30,
         decode_responses=False,
     )
+    _client_settings[client] = settings
+    return client
+
+
+def settings_for(client: aioredis.Redis) -> Settings:
+    """The settings a client was created with here; the process's settings otherwise."""
+    return _client_settings.get(client) or get_settings()
 
 
 def key(settings: Settings, *parts: object) -> str:

@@ -1,14 +1,13 @@
-"""Progress events of background work, published on a Redis channel per user.
+"""Events of background work, sent through the event bus (:mod:`codeatlas.ws.events`).
 
-Channel ``<REDIS_KEY_PREFIX>events:user:<user_id>``; each message is one JSON object with
-``type`` (e.g. ``document.indexed``), ``request_id`` (the request that caused the work, 2-A)
-and the event's fields. The WebSocket layer subscribes to these channels; until a client
-listens, Redis simply drops them (pub/sub keeps nothing).
+``document.indexed`` / ``document.failed`` go to every member of the document's project;
+``job.progress`` (a job started, reported progress or finished) goes to the user who caused
+the job. Each carries the request id of the request that enqueued the job (2-A): the job
+runs under it (:class:`codeatlas.jobs.middleware.JobContext`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -16,15 +15,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from codeatlas.core.context import get_request_id
-from codeatlas.core.redis_client import key
 from codeatlas.settings import Settings
+from codeatlas.ws.events import publish_event, user_channel
+
+__all__ = ["publish_job_progress", "publish_to_users", "user_channel"]
 
 logger = logging.getLogger(__name__)
-
-
-def user_channel(settings: Settings, user_id: int) -> str:
-    return key(settings, "events", "user", user_id)
 
 
 async def publish_to_users(
@@ -37,11 +33,31 @@ async def publish_to_users(
     """Best effort: an event lost to a Redis hiccup must not fail the job that emits it."""
     if client is None:
         return
-    payload = json.dumps({"type": event_type, "request_id": get_request_id(), **fields})
+    for user_id in sorted(set(user_ids)):
+        try:
+            await publish_event(client, user_id, event_type, dict(fields), settings=settings)
+        except (RedisError, OSError) as exc:
+            logger.warning("event %s for user %s not published: %s", event_type, user_id, exc)
+            return
+
+
+async def publish_job_progress(
+    client: aioredis.Redis | None, settings: Settings, job: dict[str, Any]
+) -> None:
+    """``job.progress`` to the job's user (jobs nobody asked for, e.g. a CLI reindex, go
+    nowhere); ``job`` holds the row's public fields."""
+    user_id = job.get("user_id")
+    if client is None or user_id is None:
+        return
+    data = {k: v for k, v in job.items() if k not in ("user_id", "request_id")}
     try:
-        async with client.pipeline(transaction=False) as pipe:
-            for user_id in set(user_ids):
-                pipe.publish(user_channel(settings, user_id), payload)
-            await pipe.execute()
-    except RedisError as exc:
-        logger.warning("event %s not published: %s", event_type, exc)
+        await publish_event(
+            client,
+            user_id,
+            "job.progress",
+            data,
+            request_id=job.get("request_id"),
+            settings=settings,
+        )
+    except (RedisError, OSError) as exc:
+        logger.warning("job.progress of job %s not published: %s", job.get("job_id"), exc)

@@ -24,10 +24,12 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.worker import Worker
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from codeatlas.core.context import get_request_id, is_valid_request_id, new_request_id
 from codeatlas.db.base import utcnow
 from codeatlas.db.session import atomic
+from codeatlas.jobs.events import publish_job_progress
 from codeatlas.jobs.runtime import JobRuntime
 from codeatlas.models.job import Job, JobStatus, summarize_args
 
@@ -51,6 +53,14 @@ def describe_error(exc: BaseException) -> str:
 
 
 async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy) -> int | None:
+    """Start an attempt (see :func:`_mark_running`) and tell the job's user."""
+    attempt = await _mark_running(runtime, message)
+    if attempt is not None:
+        await announce(runtime, message.message_id)
+    return attempt
+
+
+async def _mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy) -> int | None:
     """Start an attempt: the attempt's number, or None when the job must be skipped.
 
     The UPDATE comes first so the transaction takes SQLite's write lock at once (a read
@@ -116,6 +126,7 @@ async def mark_finished(
             .where(Job.message_id == message_id, Job.attempts == attempt)
             .values(**values)
         )
+    await announce(runtime, message_id)
 
 
 async def set_progress(runtime: JobRuntime, message_id: str, percent: int) -> None:
@@ -125,6 +136,50 @@ async def set_progress(runtime: JobRuntime, message_id: str, percent: int) -> No
             .where(Job.message_id == message_id, Job.status == JobStatus.RUNNING.value)
             .values(progress=max(0, min(100, percent)), updated_at=utcnow())
         )
+    await announce(runtime, message_id)
+
+
+async def announce(runtime: JobRuntime, message_id: str) -> None:
+    """Publish the job's state as ``job.progress`` to its user (best effort, 2-A id)."""
+    try:
+        row = await _job_state(runtime, message_id)
+    except SQLAlchemyError as exc:
+        logger.warning("job.progress of %s not published: %s", message_id, exc)
+        return
+    if row is None or row.user_id is None:
+        return
+    job = {
+        "job_id": row.id,
+        "message_id": message_id,
+        "actor": row.actor,
+        "status": row.status,
+        "progress": row.progress,
+        "attempts": row.attempts,
+        "project_id": row.project_id,
+        "document_id": row.document_id,
+        "user_id": row.user_id,
+        "request_id": row.request_id,
+    }
+    await publish_job_progress(runtime.redis(), runtime.settings, job)
+
+
+async def _job_state(runtime: JobRuntime, message_id: str) -> Any:
+    async with runtime.database().session() as session:
+        return (
+            await session.execute(
+                select(
+                    Job.id,
+                    Job.actor,
+                    Job.status,
+                    Job.progress,
+                    Job.attempts,
+                    Job.project_id,
+                    Job.document_id,
+                    Job.user_id,
+                    Job.request_id,
+                ).where(Job.message_id == message_id)
+            )
+        ).first()
 
 
 async def report_progress(percent: int) -> None:

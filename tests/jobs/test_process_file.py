@@ -163,10 +163,11 @@ async def test_upload_is_parsed_into_symbols_and_chunks_and_events_are_published
     while (msg := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)) is not None:
         events.append(json.loads(msg["data"]))
     await pubsub.aclose()
-    indexed = {e["document_id"]: e for e in events if e["type"] == "document.indexed"}
+    indexed = {e["data"]["document_id"]: e for e in events if e["type"] == "document.indexed"}
     assert set(indexed) == {doc.id, notes.id}
     assert indexed[doc.id]["request_id"] == "req-upload-01"
-    assert indexed[doc.id]["project_id"] == team.project_id
+    assert indexed[doc.id]["data"]["project_id"] == team.project_id
+    assert indexed[doc.id]["id"] and indexed[doc.id]["ts"].endswith("+00:00")
 
     # Unchanged content: nothing to do, no new job.
     again = await upload(client, team.project_id, team.headers, files[:1])

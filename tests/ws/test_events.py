@@ -1,0 +1,88 @@
+"""The event bus on a real Redis: envelope, replay stream bounds, request ids, job events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import pytest
+import redis.asyncio as aioredis
+
+from codeatlas.core.context import bind_request_id
+from codeatlas.core.redis_client import create_redis
+from codeatlas.settings import Settings
+from codeatlas.ws.events import (
+    parse_event_id,
+    publish_event,
+    read_since,
+    user_channel,
+    user_stream,
+)
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = create_redis(settings.model_copy(update={"events_stream_maxlen": 50}))
+    assert client is not None
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def test_publish_appends_to_the_stream_and_pushes_the_same_envelope(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(user_channel(settings, 7))
+    await pubsub.get_message(timeout=1)
+    with bind_request_id("req-events-0001"):
+        event_id = await publish_event(redis, 7, "job.progress", {"progress": 40, "x": [1]})
+    msg = None
+    for _ in range(50):
+        msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if msg is not None:
+            break
+    await pubsub.aclose()
+    assert msg is not None
+    live = json.loads(msg["data"])
+    assert live["id"] == event_id and parse_event_id(event_id) is not None
+    assert live["type"] == "job.progress" and live["data"] == {"progress": 40, "x": [1]}
+    assert live["request_id"] == "req-events-0001"
+    assert datetime.fromisoformat(live["ts"]).utcoffset() is not None
+    # The replay stream holds the same envelope under the same id.
+    replayed, truncated = await read_since(redis, settings, 7, "0-0", 10)
+    assert [(i, json.loads(t)) for i, t in replayed] == [(event_id, live)]
+    assert truncated is False  # "0-0": before the first event, nothing was trimmed
+    ttl = await redis.ttl(user_stream(settings, 7))
+    assert 0 < ttl <= settings.events_stream_ttl_seconds
+
+
+async def test_explicit_request_id_wins_and_ids_increase(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
+    ids = [
+        await publish_event(redis, 8, "chat.token", {"i": i}, request_id="req-explicit-1")
+        for i in range(5)
+    ]
+    parsed = [parse_event_id(i) for i in ids]
+    assert parsed == sorted(parsed) and len(set(ids)) == 5  # type: ignore[type-var]
+    events, truncated = await read_since(redis, settings, 8, ids[1], 10)
+    assert [json.loads(t)["data"]["i"] for _, t in events] == [2, 3, 4]
+    assert {json.loads(t)["request_id"] for _, t in events} == {"req-explicit-1"}
+    assert truncated is False
+
+
+async def test_stream_is_bounded_and_a_client_too_far_behind_is_told(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
+    first = await publish_event(redis, 9, "e", {"i": 0})
+    for i in range(1, 400):
+        await publish_event(redis, 9, "e", {"i": i})
+    length = await redis.xlen(user_stream(settings, 9))
+    assert 50 <= length < 400  # MAXLEN ~ trims whole nodes: about 50 kept
+    events, truncated = await read_since(redis, settings, 9, first, 20)
+    assert truncated is True and len(events) == 20
+    # The newest 20, in order.
+    assert [json.loads(t)["data"]["i"] for _, t in events] == list(range(380, 400))
