@@ -14,14 +14,15 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.routing import Match
 
 from codeatlas import __version__
 
 HERE = Path(__file__).parent
 FEATURES = {
-    "ws": "/api/v1/ws",
-    "indexing": "/api/v1/projects/{project_id}/indexing",
-    "chat": "/api/v1/chats",
+    "ws": ("websocket", "/api/v1/ws"),
+    "indexing": ("http", "/api/v1/projects/1/indexing"),
+    "chat": ("http", "/api/v1/chats"),
 }
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -58,11 +59,23 @@ _templates = Environment(
 router = APIRouter(include_in_schema=False)
 
 
+def _has_route(app: FastAPI, kind: str, path: str) -> bool:
+    # Asked by matching, not by listing app.routes: included routers need not be flattened.
+    scope = {"type": kind, "path": path, "method": "GET", "root_path": "", "headers": []}
+    return any(route.matches(scope)[0] == Match.FULL for route in app.router.routes)
+
+
 def _features(request: Request) -> str:
     """Which optional APIs this server has, so the page never calls a missing one (it polls
     without the socket, counts file states without the indexing endpoint, hides chat)."""
-    paths = {getattr(r, "path", None) for r in request.app.routes}
-    return " ".join(name for name, path in FEATURES.items() if path in paths)
+    app: FastAPI = request.app
+    found = getattr(app.state, "web_features", None)
+    if found is None:
+        found = " ".join(
+            name for name, (kind, path) in FEATURES.items() if _has_route(app, kind, path)
+        )
+        app.state.web_features = found
+    return str(found)
 
 
 async def app_shell(request: Request) -> HTMLResponse:
