@@ -49,6 +49,7 @@ class Served:
     env: dict[str, str]
     database_url: str
     log: Path
+    llm: Any = None  # the OpenAI-wire test server, where the llm branch's is present
 
     def register(self, email: str, password: str = PASSWORD) -> None:
         r = httpx.post(
@@ -85,6 +86,15 @@ def _database_url(tmp: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp / 'web.db'}"
 
 
+def _start_llm_server() -> Any:
+    """The test LLM (a real HTTP server speaking the OpenAI protocol), when it exists."""
+    try:
+        from tests.llm.openai_server import OpenAITestServer
+    except ImportError:
+        return None
+    return OpenAITestServer().start()
+
+
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp = tmp_path_factory.mktemp("web")
@@ -117,6 +127,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         RATE_LIMIT_VERIFY="1000/hour",
         CODEATLAS_ADMIN_PASSWORD=PASSWORD,
     )
+    llm = _start_llm_server()
+    if llm is not None:
+        env.update(LLM_PROVIDER="openai", LLM_BASE_URL=llm.base_url, LLM_API_KEY="test")
     if os.environ.get("REDIS_URL"):
         # The run's Redis, under a prefix of our own; the jobs run in the server's threads.
         env.update(
@@ -150,8 +163,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                 pass
             assert time.monotonic() < deadline, "serve not ready:\n" + log.read_text()
             time.sleep(0.3)
-        yield Served(base, inbox, env, database_url, log)
+        yield Served(base, inbox, env, database_url, log, llm)
     finally:
+        if llm is not None:
+            llm.stop()
         proc.terminate()
         try:
             proc.wait(timeout=30)
@@ -197,6 +212,7 @@ class Watched:
     expected_statuses: set[int] = field(default_factory=set)
     axe_checked: set[str] = field(default_factory=set)
     failed: list[str] = field(default_factory=list)
+    ws_frames: list[str] = field(default_factory=list)
 
     def problems(self) -> list[str]:
         out = []
@@ -265,6 +281,10 @@ def watched(browser: Any) -> Iterator[Any]:
         page.on("pageerror", lambda exc: w.errors.append(f"uncaught: {exc}"))
         # names the URL behind Chromium's anonymous "Failed to load resource" lines
         page.on("response", lambda r: r.status >= 400 and w.failed.append(f"{r.status} {r.url}"))
+        page.on(
+            "websocket",
+            lambda ws: ws.on("framereceived", lambda data: w.ws_frames.append(str(data))),
+        )
         pages.append(w)
         return w
 

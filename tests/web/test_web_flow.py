@@ -102,6 +102,10 @@ def test_register_upload_search_and_admin(served: Served, watched: Any) -> None:
     page.locator("#index-files-progress").wait_for()
     page.locator("section[data-complete=true]").wait_for(timeout=240_000)
     assert "Indexing complete" in page.locator("#index-summary").inner_text()
+    if "ws" in page.evaluate("document.body.dataset.features").split():
+        # live progress came over the WebSocket, not only by polling
+        assert any('"type":"ready"' in f.replace(" ", "") for f in w.ws_frames), w.ws_frames
+        assert any('"document.indexed"' in f for f in w.ws_frames), w.ws_frames[:5]
     assert page.locator("#file-tree a[data-path$='config_loader.py']").count() == 1
     w.axe("project")
     w.shoot("project")
