@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,18 @@ def _fail_a_job(served: Served, document_id: int) -> int:
         return pool.submit(asyncio.run, run()).result()
 
 
-def test_register_upload_search_and_admin(served: Served, watched: Any) -> None:
+_DROP = """() => {
+  const dt = new DataTransfer();
+  const file = new File(["def dropped():\\n    return 1\\n"], "dropped.py");
+  dt.items.add(file);
+  const zone = document.querySelector('#dropzone');
+  for (const type of ['dragover', 'drop']) {
+    zone.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
+  }
+}"""
+
+
+def test_register_upload_search_and_admin(served: Served, watched: Any, tmp_path: Path) -> None:
     base = served.base
     email = "ada@example.com"
     w = watched()
@@ -97,16 +109,27 @@ def test_register_upload_search_and_admin(served: Served, watched: Any) -> None:
     page.wait_for_url(re.compile(r"/projects/\d+$"))
     project_id = int(page.url.rsplit("/", 1)[1])
     page.set_input_files("#upload-folder", str(SAMPLE))
-    page.locator("[data-upload][data-done=true]").wait_for(timeout=60_000)
-    assert page.locator("progress[id^=upload-progress-]").first.get_attribute("value") == "100"
+    page.locator("[data-upload='1'][data-done=true]").wait_for(timeout=60_000)
+    assert page.locator("#upload-progress-1").get_attribute("value") == "100"
+    # an archive through the file picker, and a file dropped on the drop zone
+    archive = tmp_path / "extra.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("extra/hello.py", "def hello():\n    return 'hi'\n")
+    page.set_input_files("#upload-files", str(archive))
+    page.locator("[data-upload='2'][data-done=true]").wait_for(timeout=60_000)
+    page.evaluate(_DROP)
+    page.locator("[data-upload='3'][data-done=true]").wait_for(timeout=60_000)
+    assert page.locator("progress[id^=upload-progress-]").count() == 3
     page.locator("#index-files-progress").wait_for()
-    page.locator("section[data-complete=true]").wait_for(timeout=240_000)
-    assert "Indexing complete" in page.locator("#index-summary").inner_text()
+    # 4 files of the folder, 1 from the archive, 1 dropped
+    page.locator("#index-summary", has_text="Indexing complete: 6 of 6").wait_for(timeout=240_000)
+    assert page.locator("section[data-complete=true]").count() == 1
     if "ws" in page.evaluate("document.body.dataset.features").split():
         # live progress came over the WebSocket, not only by polling
         assert any('"type":"ready"' in f.replace(" ", "") for f in w.ws_frames), w.ws_frames
         assert any('"document.indexed"' in f for f in w.ws_frames), w.ws_frames[:5]
-    assert page.locator("#file-tree a[data-path$='config_loader.py']").count() == 1
+    for path in ("sample/src/config_loader.py", "extra/hello.py", "dropped.py"):
+        assert page.locator(f"#file-tree a[data-path='{path}']").count() == 1, path
     w.axe("project")
     w.shoot("project")
 
