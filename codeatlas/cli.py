@@ -128,7 +128,6 @@ def version() -> None:
 
 DOMAIN_CLIS = [
     "codeatlas.auth.cli",
-    "codeatlas.code.cli",
     "codeatlas.jobs.cli",
     "codeatlas.rendering.cli",
     "codeatlas.knowledge.cli",

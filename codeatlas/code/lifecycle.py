@@ -8,11 +8,13 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.code import service
 from codeatlas.code.storage import UploadStorage
 from codeatlas.db.session import Database
 from codeatlas.models import Project
+from codeatlas.projects.events import on_project_deleted
 from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,11 @@ async def startup(app: FastAPI, stack: AsyncExitStack) -> None:
     storage = UploadStorage(settings.UPLOAD_ROOT)
     storage.ensure()
     app.state.upload_storage = storage
+
+    async def remove_files(session: AsyncSession, project_id: int) -> None:
+        await service.remove_project_files(session, storage, project_id)
+
+    on_project_deleted(app, remove_files)  # a deleted project's files go with its rows
     recovered = await recover_uploads(app.state.db, storage)
     if recovered:
         logger.warning("recovered %d interrupted upload transaction(s)", recovered)

@@ -23,10 +23,12 @@ class DocumentOut(BaseModel):
     language: str | None
     size: int
     content_hash: str = Field(description="sha256 of the content, hex.")
-    status: Literal["pending", "processing", "indexed", "failed"] = Field(
+    status: Literal["pending", "processing", "parsed", "searchable", "failed"] = Field(
         description=(
-            "Processing state. Binary files are stored but never parsed: they are "
-            "`indexed` (findable by name) with `parseable` false."
+            "Processing state: `pending` → `processing` → `parsed` (symbols and chunks "
+            "stored) → `searchable` (keyword and semantic search find it), or `failed` "
+            "(see `error`). Binary files are stored but never parsed: they are `searchable` "
+            "(findable by name) with `parseable` false."
         )
     )
     parseable: bool
@@ -140,3 +142,44 @@ class SearchHistoryItem(BaseModel):
 class SearchHistoryPage(BaseModel):
     items: list[SearchHistoryItem]
     next_cursor: str | None = None
+
+
+class IndexingFiles(BaseModel):
+    total: int = Field(description="Parseable files of the project.")
+    parsed: int = Field(description="Parsed (chunks stored), not yet searchable.")
+    searchable: int = Field(description="Found by keyword and semantic search.")
+    failed: int = Field(description="Parsing or indexing gave up (see `errors`).")
+    pending: int = Field(description="Waiting to be parsed, or being parsed.")
+
+
+class IndexingChunks(BaseModel):
+    total: int = Field(description="Chunks of the parsed files.")
+    embedded: int = Field(description="Chunks of searchable files (vectors and keywords in).")
+
+
+class IndexingError(BaseModel):
+    document_id: int
+    path: str
+    error: str
+
+
+class IndexingProgress(BaseModel):
+    files: IndexingFiles
+    chunks: IndexingChunks
+    eta_seconds: float | None = Field(
+        description="Seconds until every file is searchable at the last minute's rate; 0 when "
+        "done, null while unknown (nothing finished in the last minute)."
+    )
+    errors: list[IndexingError] = Field(description="Failed files (first 100 by path).")
+
+    @classmethod
+    def of(cls, progress: Any) -> IndexingProgress:
+        return cls(
+            files=IndexingFiles(**progress.files),
+            chunks=IndexingChunks(total=progress.chunks_total, embedded=progress.chunks_embedded),
+            eta_seconds=progress.eta_seconds,
+            errors=[
+                IndexingError(document_id=e.document_id, path=e.path, error=e.error)
+                for e in progress.errors
+            ],
+        )

@@ -219,8 +219,8 @@ async def _store_rows(
         doc.content_hash = item.sha256
         doc.parseable = not binary
         doc.language = None if binary else detect_language(item.path, item.head)
-        # Binary files are never parsed: already as indexed as they will get (by name).
-        doc.status = (DocumentStatus.INDEXED if binary else DocumentStatus.PENDING).value
+        # Binary files are never parsed: already as searchable as they will get (by name).
+        doc.status = (DocumentStatus.SEARCHABLE if binary else DocumentStatus.PENDING).value
         doc.symbols = None
         doc.error = None
         tx.put(project_id, item.path, item.staged, item.sha256)

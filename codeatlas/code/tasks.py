@@ -2,10 +2,14 @@
 
 For one document: mark it `processing`, read its stored bytes, parse them
 (:func:`codeatlas.code.parsing.parse_source`: symbols, imports, symbol-bounded chunks, line
-windows for anything it cannot parse), then in ONE transaction set the document `indexed`
-with its symbols and replace its chunks. A crash anywhere before that commit leaves the old
-state; running it again (a retry, a redelivery, a second message) replaces the chunks again,
-so a document always holds exactly one set.
+windows for anything it cannot parse), then in ONE transaction set the document `parsed`
+with its symbols, replace its chunks and tell the hooks of :mod:`codeatlas.code.events`
+(the knowledge domain queues the document's indexing there, which later marks it
+`searchable`; with no indexing queued it is `searchable` at once).
+
+A crash anywhere before that commit leaves the old state; running it again (a retry, a
+redelivery, a second message) replaces the chunks again, so a document always holds
+exactly one set.
 
 Stale work is dropped, not stored: the transaction only commits if the document still has
 the version that was read (a newer upload enqueues its own job).
@@ -24,13 +28,13 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from codeatlas.code.events import chunks_stored
 from codeatlas.code.parsing import ParseResult, parse_source
 from codeatlas.code.storage import UploadStorage
 from codeatlas.db.session import atomic
-from codeatlas.jobs.actors import actor
+from codeatlas.jobs.actors import actor, load_actor_modules
 from codeatlas.jobs.events import publish_to_users
 from codeatlas.jobs.runtime import get_runtime
-from codeatlas.knowledge.tasks import enqueue_embed_chunks
 from codeatlas.models import CodeChunk, CodeDocument, DocumentStatus, ProjectMembership
 
 logger = logging.getLogger(__name__)
@@ -103,6 +107,8 @@ async def process_document(
     before they commit: the crash tests park the job there and kill its worker.
     """
     runtime = get_runtime()
+    # Other domains' tasks modules register their chunk hooks (codeatlas.code.events).
+    load_actor_modules(runtime.settings)
     db = runtime.database()
     async with db.session() as s, atomic(s):
         # Write first: it takes SQLite's write lock at once and locks the row on PostgreSQL.
@@ -151,7 +157,7 @@ async def process_document(
             update(CodeDocument)
             .where(CodeDocument.id == snap.id, CodeDocument.version == snap.version)
             .values(
-                status=DocumentStatus.INDEXED.value,
+                status=DocumentStatus.PARSED.value,
                 symbols=symbols,
                 language=result.language or snap.language,
                 # A degraded parse (grammar failure): indexed by line windows, reason kept.
@@ -164,7 +170,13 @@ async def process_document(
         await s.execute(delete(CodeChunk).where(CodeChunk.document_id == snap.id))
         if chunk_rows:
             await s.execute(insert(CodeChunk), chunk_rows)
-        enqueue_embed_chunks(s, snap.id, snap.project_id)  # knowledge.embed_chunks after commit
+        # E.g. knowledge.embed_chunks, sent after commit; it marks the document searchable.
+        status = DocumentStatus.PARSED
+        if not chunks_stored(s, snap.id, snap.project_id):
+            status = DocumentStatus.SEARCHABLE  # nothing else will index it
+            await s.execute(
+                update(CodeDocument).where(CodeDocument.id == snap.id).values(status=status.value)
+            )
         if before_commit is not None:
             await before_commit()
     logger.info(
@@ -181,7 +193,7 @@ async def process_document(
         "document.indexed",
         document_id=snap.id,
         version=snap.version,
-        status=DocumentStatus.INDEXED.value,
+        status=status.value,
         symbols=len(symbols),
         chunks=len(chunk_rows),
     )
@@ -196,7 +208,11 @@ async def mark_document_failed(document_id: int, *, error: str) -> None:
             .where(
                 CodeDocument.id == document_id,
                 CodeDocument.status.in_(
-                    [DocumentStatus.PENDING.value, DocumentStatus.PROCESSING.value]
+                    [
+                        DocumentStatus.PENDING.value,
+                        DocumentStatus.PROCESSING.value,
+                        DocumentStatus.PARSED.value,
+                    ]
                 ),
             )
             .values(status=DocumentStatus.FAILED.value, error=error[:4000])

@@ -27,7 +27,6 @@ from typing import Any
 
 import redis
 
-from codeatlas.jobs.config import DEFAULT_EMBEDDED_WORKER_THREADS
 from codeatlas.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -144,7 +143,9 @@ def embedded_redis(settings: Settings) -> Iterator[str]:
     # The workers now see a REDIS_URL, but it is ours: they still run the in-process job
     # threads of the embedded default unless EMBEDDED_WORKER_THREADS says otherwise.
     threads_was_set = "EMBEDDED_WORKER_THREADS" in os.environ
-    os.environ.setdefault("EMBEDDED_WORKER_THREADS", str(DEFAULT_EMBEDDED_WORKER_THREADS))
+    # From the settings (the jobs mixin), not imported from the jobs domain: with no
+    # REDIS_URL configured (why we are here) that is the embedded default's thread count.
+    os.environ.setdefault("EMBEDDED_WORKER_THREADS", str(settings.in_process_worker_threads))
     get_settings.cache_clear()
     logger.info("embedded Valkey at %s (pid %s, data in %s)", url, pid, directory)
     try:

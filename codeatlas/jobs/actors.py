@@ -24,7 +24,7 @@ from dramatiq.broker import Broker
 from codeatlas.settings import Settings
 
 # The modules whose actors every worker loads; add a domain's `tasks` module here.
-ACTOR_MODULES: tuple[str, ...] = ("codeatlas.code.tasks",)
+ACTOR_MODULES: tuple[str, ...] = ("codeatlas.code.tasks", "codeatlas.knowledge.tasks")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 

@@ -1,5 +1,8 @@
-"""Hybrid code search: semantic hits from the vector store and keyword hits from the
-database, merged by reciprocal rank fusion (:mod:`codeatlas.knowledge.hybrid`).
+"""Hybrid code search: semantic hits (dense vectors) and keyword hits (the sparse keyword
+index, :mod:`codeatlas.knowledge.keyword`), both from the vector store, read back from the
+database in one statement and merged by reciprocal rank fusion
+(:mod:`codeatlas.knowledge.hybrid`). The fusion stays here rather than in Qdrant's own
+prefetch/RRF because it fuses files, not chunks (see below), which Qdrant cannot.
 
 By default results are files: each ranking is reduced to the best chunk per file before the
 fusion, so one file with many similar chunks cannot crowd the others out (measured in
@@ -21,11 +24,25 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.code.service import prefix_upper_bound
+from codeatlas.knowledge.errors import ModelMismatch, VectorStoreDown
 from codeatlas.knowledge.hybrid import reciprocal_rank_fusion
 from codeatlas.knowledge.indexing import KIND_CODE
-from codeatlas.knowledge.keyword import KeywordHit, keyword_search
-from codeatlas.knowledge.runtime import KnowledgeRuntime
-from codeatlas.knowledge.search import Hit, Scope, semantic_search
+from codeatlas.knowledge.keyword import encode_query
+from codeatlas.knowledge.runtime import KEYWORD_COLLECTION, REINDEX_ADVICE, KnowledgeRuntime
+from codeatlas.knowledge.search import (
+    Hit,
+    Scope,
+    check_collections,
+    embed_query,
+    hydrate_code,
+    vector_search,
+)
+from codeatlas.knowledge.vector_store import (
+    EmbeddingModelMismatch,
+    SearchFilter,
+    VectorHit,
+    VectorStoreError,
+)
 from codeatlas.models import CodeDocument
 from codeatlas.settings import Settings
 
@@ -66,23 +83,6 @@ def _from_hit(h: Hit) -> CodeResult:
     )
 
 
-def _from_keyword(k: KeywordHit) -> CodeResult:
-    return CodeResult(
-        document_id=k.document_id,
-        chunk_index=k.chunk_index,
-        project_id=k.project_id,
-        path=k.path,
-        language=k.language,
-        symbol=k.symbol,
-        start_line=k.start_line,
-        end_line=k.end_line,
-        text=k.text,
-        score=k.score,
-        semantic_rank=None,
-        keyword_rank=None,
-    )
-
-
 def _best_per_file(keys: list[tuple[int, int]]) -> list[tuple[int, int]]:
     seen: set[int] = set()
     out: list[tuple[int, int]] = []
@@ -115,6 +115,27 @@ async def _documents_under(
     return ids if len(ids) <= MAX_PREFIX_DOCUMENTS else None
 
 
+async def keyword_hits(
+    runtime: KnowledgeRuntime, query: str, limit: int, flt: SearchFilter
+) -> list[VectorHit]:
+    """The keyword index's ``limit`` best chunks for ``query`` (raw, not yet read back)."""
+    sparse = encode_query(query)
+    if not sparse[0]:
+        return []
+    state = await runtime.ensure_collection(KEYWORD_COLLECTION)
+    if state.mismatch:
+        raise ModelMismatch(f"{state.mismatch}; {REINDEX_ADVICE}")
+    if not state.ready:
+        raise VectorStoreDown(f"The vector store is unavailable: {state.error}")
+    try:
+        return await runtime.store().sparse_search(KEYWORD_COLLECTION, sparse, limit, flt)
+    except EmbeddingModelMismatch as exc:
+        raise ModelMismatch(f"{exc}. Run `codeatlas reindex`.") from exc
+    except VectorStoreError as exc:
+        runtime.mark_unavailable(KEYWORD_COLLECTION, str(exc))
+        raise VectorStoreDown(f"The vector store is unavailable: {exc}") from exc
+
+
 async def code_search(
     session: AsyncSession,
     runtime: KnowledgeRuntime,
@@ -143,40 +164,34 @@ async def code_search(
     semantic_keys: list[tuple[int, int]] = []
     keyword_keys: list[tuple[int, int]] = []
 
-    if mode in ("hybrid", "semantic") and scope.project_ids:
-        document_ids = None
-        if prefix is not None:
-            document_ids = await _documents_under(session, scope, prefix, language)
-        hits = await semantic_search(
-            session,
-            runtime,
-            scope,
-            query,
-            candidates,
-            [KIND_CODE],
-            languages=[language] if language is not None else None,
-            document_ids=document_ids,
-            overfetch=1,
-        )
+    if not scope.project_ids:
+        return []
+    document_ids = None
+    if prefix is not None:
+        document_ids = await _documents_under(session, scope, prefix, language)
+    flt = SearchFilter(
+        project_ids=scope.project_ids,
+        languages=[language] if language is not None else None,
+        document_ids=document_ids,
+    )
+    semantic_raw: list[VectorHit] = []
+    keyword_raw: list[VectorHit] = []
+    if mode in ("hybrid", "semantic"):
+        await check_collections(runtime, [KIND_CODE])
+        vector = await embed_query(runtime, query)
+        semantic_raw = await vector_search(runtime, KIND_CODE, vector, candidates, flt)
+    if mode in ("hybrid", "keyword"):
+        keyword_raw = await keyword_hits(runtime, query, candidates, flt)
+    # Read back from the database: a hit whose chunk is gone or changed is dropped.
+    semantic_hits = await hydrate_code(session, semantic_raw, scope)
+    keyword_hits_ = await hydrate_code(session, keyword_raw, scope)
+    for keys, hits in ((semantic_keys, semantic_hits), (keyword_keys, keyword_hits_)):
         for h in hits:
             if path_prefix and not (h.path or "").startswith(path_prefix):
                 continue
             key = (h.source_id, h.chunk_index)
-            semantic_keys.append(key)
+            keys.append(key)
             rows.setdefault(key, _from_hit(h))
-
-    if mode in ("hybrid", "keyword"):
-        for k in await keyword_search(
-            session,
-            query,
-            project_ids=scope.project_ids,
-            limit=candidates,
-            language=language,
-            path_range=prefix,
-        ):
-            key = (k.document_id, k.chunk_index)
-            keyword_keys.append(key)
-            rows.setdefault(key, _from_keyword(k))
 
     if group_by_file:
         semantic_keys = _best_per_file(semantic_keys)

@@ -75,6 +75,17 @@ class KnowledgeSettings(BaseModel):
             "predictable while jobs embed chunks in parallel."
         ),
     )
+    embedding_max_tokens: int = Field(
+        128,
+        ge=8,
+        le=512,
+        description=(
+            "`local` provider: WordPiece tokens of a text the model reads (the rest is cut). "
+            "128 reads a chunk's path, symbol, signature, docstring and first lines; measured "
+            "2.4x the chunks/s of the model's own 256 with retrieval quality held (see "
+            "docs/benchmarks.md). Changing it changes vectors: run `codeatlas reindex`."
+        ),
+    )
     embedding_cache_size: int = Field(
         10_000,
         ge=0,
@@ -123,8 +134,18 @@ class KnowledgeSettings(BaseModel):
         True,
         description=(
             "Embed uploaded code: after `code.process_file` stored a document's chunks, "
-            "`knowledge.embed_chunks` puts them in the vector store. false: code is found by "
-            "keyword search only (`/search` with mode=keyword)."
+            "`knowledge.embed_chunks` puts them in the vector store. false: no semantic code "
+            "search (see KNOWLEDGE_KEYWORD_INDEX for the keyword half)."
+        ),
+    )
+
+    knowledge_keyword_index: bool | None = Field(
+        None,
+        description=(
+            "Keep the keyword index of uploaded code (sparse vectors in the `code_keywords` "
+            "collection of the vector store, written by `knowledge.embed_chunks`). Unset: "
+            "follows KNOWLEDGE_EMBED_CODE; true with KNOWLEDGE_EMBED_CODE=false: code is "
+            "found by keyword search only (`/search` with mode=keyword)."
         ),
     )
 

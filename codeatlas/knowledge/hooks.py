@@ -41,7 +41,9 @@ def _on_before_flush(session: Session, _context: Any, _instances: Any) -> None:
         return
     for obj in deleted:
         if isinstance(obj, CodeDocument):
-            if not settings.knowledge_embed_code:
+            from codeatlas.knowledge.tasks import code_indexed
+
+            if not code_indexed(settings):
                 continue  # code is not embedded: no points to delete (reindex sweeps leftovers)
             enqueue(
                 session,

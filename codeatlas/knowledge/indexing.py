@@ -20,19 +20,21 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codeatlas.db.session import Database
+from codeatlas.db.session import Database, atomic
 from codeatlas.knowledge.chunking import code_embed_text, entry_embed_text, sha256_text
+from codeatlas.knowledge.keyword import encode_document
 from codeatlas.knowledge.runtime import (
     CODE_COLLECTION,
     KB_COLLECTION,
+    KEYWORD_COLLECTION,
     REINDEX_ADVICE,
     KnowledgeRuntime,
 )
 from codeatlas.knowledge.vector_store import SearchFilter, VectorPoint, point_id
-from codeatlas.models import CodeChunk, CodeDocument, KbEntry, KbEntryChunk
+from codeatlas.models import CodeChunk, CodeDocument, DocumentStatus, KbEntry, KbEntryChunk
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class _Wanted:
     id: str
     text: str
     payload: dict[str, Any]
+    symbol: str | None = None
 
 
 async def _ready(runtime: KnowledgeRuntime, collection: str) -> None:
@@ -83,7 +86,18 @@ async def _sync_points(
     store = runtime.store()
     existing = await store.list_points(collection, SearchFilter(document_ids=[source_id]))
     missing = [w for w in wanted if w.id not in existing]
-    if missing:
+    if missing and collection == KEYWORD_COLLECTION:
+        points = [
+            VectorPoint(
+                w.id,
+                [],
+                w.payload,
+                sparse=encode_document(w.text, str(w.payload["path"]), w.symbol),
+            )
+            for w in missing
+        ]
+        await store.upsert(collection, points)
+    elif missing:
         vectors = await runtime.embedder().embed([w.text for w in missing])
         await store.upsert(
             collection,
@@ -111,12 +125,13 @@ async def _code_snapshot(
     return doc, list(chunks)
 
 
-def _code_wanted(doc: CodeDocument, chunks: list[CodeChunk]) -> list[_Wanted]:
+def _code_wanted(doc: CodeDocument, chunks: list[CodeChunk], salt: str) -> list[_Wanted]:
+    """``salt`` names what else the vectors depend on (the tokens the model reads)."""
     out: list[_Wanted] = []
     language = doc.language or ""
     for c in chunks:
         text = code_embed_text(doc.file_path, c.symbol, c.text)
-        digest = sha256_text(f"{doc.project_id}\0{language}\0{text}")
+        digest = sha256_text(f"{doc.project_id}\0{language}\0{salt}{text}")
         out.append(
             _Wanted(
                 id=point_id(f"code:{doc.id}:{digest}", c.index),
@@ -137,25 +152,95 @@ def _code_wanted(doc: CodeDocument, chunks: list[CodeChunk]) -> list[_Wanted]:
     return out
 
 
+def _keyword_wanted(doc: CodeDocument, chunks: list[CodeChunk]) -> list[_Wanted]:
+    """The keyword points of a document: the chunk text itself, path and symbol apart."""
+    language = doc.language or ""
+    return [
+        _Wanted(
+            # Everything the sparse vector depends on (path and symbol give bonuses).
+            id=point_id(
+                "kw:"
+                + sha256_text(
+                    f"{doc.id}\0{doc.project_id}\0{language}\0{doc.file_path}\0"
+                    f"{c.symbol or ''}\0{c.content_hash}"
+                ),
+                c.index,
+            ),
+            text=c.text,
+            symbol=c.symbol,
+            payload={
+                "project_id": doc.project_id,
+                "document_id": doc.id,
+                "kind": KIND_CODE,
+                "language": language,
+                "chunk_index": c.index,
+                "content_hash": c.content_hash,
+                "path": doc.file_path,
+            },
+        )
+        for c in chunks
+    ]
+
+
 def _fingerprint(chunks: list[CodeChunk] | list[KbEntryChunk]) -> list[tuple[int, str]]:
     return [(c.index, c.content_hash) for c in chunks]
 
 
 async def index_document(runtime: KnowledgeRuntime, db: Database, document_id: int) -> str:
-    """Embed a code document's chunks into ``code_chunks``; drop its points if it is gone."""
-    await _ready(runtime, CODE_COLLECTION)
+    """Index a code document's chunks: keyword postings into ``code_keywords`` (first: they
+    are cheap, so the document is keyword-searchable early), then vectors into
+    ``code_chunks``; drop its points from both if it is gone."""
+    embed = runtime.settings.knowledge_embed_code
+    if runtime.keyword_index:
+        await _ready(runtime, KEYWORD_COLLECTION)
+    if embed:
+        await _ready(runtime, CODE_COLLECTION)
     async with db.session() as s:
         doc, chunks = await _code_snapshot(s, document_id)
-        wanted = _code_wanted(doc, chunks) if doc is not None else []
+        salt = (
+            f"max_tokens={runtime.settings.embedding_max_tokens}\0"
+            if runtime.settings.embedding_provider == "local"
+            else ""
+        )
+        wanted = _code_wanted(doc, chunks, salt) if doc is not None and embed else []
+        keywords = _keyword_wanted(doc, chunks) if doc is not None else []
         before = _fingerprint(chunks)
         path = doc.file_path if doc is not None else None
-    result = await _sync_points(runtime, CODE_COLLECTION, document_id, wanted)
-    async with db.session() as s:
+    if runtime.keyword_index:
+        await _sync_points(runtime, KEYWORD_COLLECTION, document_id, keywords)
+    result = IndexResult(0, 0, 0)
+    if embed:
+        result = await _sync_points(runtime, CODE_COLLECTION, document_id, wanted)
+    async with db.session() as s, atomic(s):
+        # Write first (SQLite: a read that upgrades to a write fails at once if another
+        # writer committed meanwhile); only a `parsed` document: a newer upload
+        # (pending/processing) keeps its status. A changed document rolls it back.
+        await s.execute(
+            update(CodeDocument)
+            .where(
+                CodeDocument.id == document_id,
+                CodeDocument.status == DocumentStatus.PARSED.value,
+            )
+            .values(status=DocumentStatus.SEARCHABLE.value)
+        )
         doc_after, chunks_after = await _code_snapshot(s, document_id)
-    if _fingerprint(chunks_after) != before or (doc_after is None) != (doc is None):
-        raise SourceChanged(f"document {document_id} changed while it was embedded")
+        if _fingerprint(chunks_after) != before or (doc_after is None) != (doc is None):
+            raise SourceChanged(f"document {document_id} changed while it was embedded")
     logger.info("vectors of document %s (%s): %s", document_id, path, result)
     return str(result)
+
+
+async def mark_index_failed(db: Database, document_id: int, error: str) -> None:
+    """Indexing gave up on a parsed document: ``failed``, with the reason."""
+    async with db.session() as s, atomic(s):
+        await s.execute(
+            update(CodeDocument)
+            .where(
+                CodeDocument.id == document_id,
+                CodeDocument.status == DocumentStatus.PARSED.value,
+            )
+            .values(status=DocumentStatus.FAILED.value, error=f"indexing failed: {error}"[:4000])
+        )
 
 
 # -- knowledge-base entries ----------------------------------------------------------------
@@ -221,12 +306,16 @@ async def delete_source_points(runtime: KnowledgeRuntime, scope: str, source_id:
     """Delete the points of a deleted document (``document``), entry or project."""
     store = runtime.store()
     if scope == "document":
-        targets = [(CODE_COLLECTION, SearchFilter(document_ids=[source_id]))]
+        targets = [
+            (CODE_COLLECTION, SearchFilter(document_ids=[source_id])),
+            (KEYWORD_COLLECTION, SearchFilter(document_ids=[source_id])),
+        ]
     elif scope == "entry":
         targets = [(KB_COLLECTION, SearchFilter(document_ids=[source_id]))]
     elif scope == "project":
         targets = [
             (CODE_COLLECTION, SearchFilter(project_ids=[source_id])),
+            (KEYWORD_COLLECTION, SearchFilter(project_ids=[source_id])),
             (KB_COLLECTION, SearchFilter(project_ids=[source_id])),
         ]
     else:

@@ -34,6 +34,7 @@ from codeatlas.knowledge.embeddings import (
     LocalEmbedder,
     OpenAIEmbedder,
 )
+from codeatlas.knowledge.keyword import TOKENIZER
 from codeatlas.knowledge.vector_store import (
     EdgeVectorStore,
     EmbeddingModelMismatch,
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 KB_COLLECTION = "kb_entries"
 CODE_COLLECTION = "code_chunks"
+#: The keyword index of code chunks: sparse vectors only (see :mod:`.keyword`).
+KEYWORD_COLLECTION = "code_keywords"
 #: Search kinds and the collection each one lives in.
 COLLECTIONS: dict[str, str] = {"entry": KB_COLLECTION, "code": CODE_COLLECTION}
 #: After a failed check, a collection is looked at again no sooner than this (seconds), so a
@@ -81,7 +84,7 @@ class KnowledgeRuntime:
         self._edge: EdgeVectorStore | None = None
         self._loops: dict[asyncio.AbstractEventLoop, _LoopResources] = {}
         self.collections: dict[str, CollectionState] = {
-            name: CollectionState() for name in COLLECTIONS.values()
+            name: CollectionState() for name in (*COLLECTIONS.values(), KEYWORD_COLLECTION)
         }
         self._closed = False
 
@@ -100,6 +103,18 @@ class KnowledgeRuntime:
         return self.settings.embedding_dimension
 
     @property
+    def keyword_index(self) -> bool:
+        """Whether indexing jobs keep the keyword collection (follows embedding by default)."""
+        flag = self.settings.knowledge_keyword_index
+        return self.settings.knowledge_embed_code if flag is None else flag
+
+    def identity(self, collection: str) -> tuple[int, str]:
+        """``(dimension, model name)`` a collection must have; 0 = a keyword collection."""
+        if collection == KEYWORD_COLLECTION:
+            return 0, TOKENIZER
+        return self.dimension, self.model_name
+
+    @property
     def embedded_store(self) -> bool:
         return not self.settings.qdrant_url
 
@@ -109,7 +124,9 @@ class KnowledgeRuntime:
         s = self.settings
         inner: Embedder
         if s.embedding_provider == "local":
-            inner = shared_local_embedder(min(16, s.embedding_batch_size), s.embedding_threads)
+            inner = shared_local_embedder(
+                min(16, s.embedding_batch_size), s.embedding_threads, s.embedding_max_tokens
+            )
         else:
             key = s.embedding_api_key or None
             headers = {"api-key": key} if (s.embedding_azure and key) else None
@@ -173,7 +190,7 @@ class KnowledgeRuntime:
 
     async def ensure_collections(self, *, force: bool = False) -> None:
         """Create or check every collection (start-up; again later after a failure)."""
-        for name in COLLECTIONS.values():
+        for name in (*COLLECTIONS.values(), KEYWORD_COLLECTION):
             await self.ensure_collection(name, force=force)
 
     async def ensure_collection(self, collection: str, *, force: bool = False) -> CollectionState:
@@ -190,9 +207,8 @@ class KnowledgeRuntime:
         state.checked_at = now
         try:
             store = self.store()
-            await store.create_index_if_missing(
-                collection, self.dimension, model_name=self.model_name
-            )
+            dimension, model_name = self.identity(collection)
+            await store.create_index_if_missing(collection, dimension, model_name=model_name)
         except EmbeddingModelMismatch as exc:
             if state.mismatch is None:
                 logger.error(
@@ -265,22 +281,22 @@ class KnowledgeRuntime:
                 logger.error("closing the embedded vector store: %s", exc)
 
 
-_local_models: dict[tuple[int, int], LocalEmbedder] = {}
+_local_models: dict[tuple[int, int, int], LocalEmbedder] = {}
 _local_lock = threading.Lock()
 
 
-def shared_local_embedder(batch_size: int, threads: int) -> LocalEmbedder:
+def shared_local_embedder(batch_size: int, threads: int, max_length: int = 256) -> LocalEmbedder:
     """The process's local model: loaded once (0.7 s, ~90 MB) and kept, like a library.
 
     Runtimes come and go (tests build an app per test; a re-configured process builds a
     new runtime) but the model file does not change, so there is no reason to load it twice.
     """
-    key = (batch_size, threads)
+    key = (batch_size, threads, max_length)
     with _local_lock:
         model = _local_models.get(key)
         if model is None:
             model = _local_models[key] = LocalEmbedder(
-                batch_size=batch_size, intra_op_threads=threads
+                batch_size=batch_size, intra_op_threads=threads, max_length=max_length
             )
         return model
 

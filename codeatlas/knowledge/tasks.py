@@ -16,35 +16,53 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from codeatlas.code.events import on_chunks_stored
 from codeatlas.jobs.actors import actor
 from codeatlas.jobs.enqueue import enqueue
 from codeatlas.jobs.runtime import get_runtime
 from codeatlas.knowledge import indexing, reindexing
 from codeatlas.knowledge.runtime import get_knowledge
+from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def enqueue_embed_chunks(session: AsyncSession, document_id: int, project_id: int) -> None:
-    """Called by ``code.process_file`` inside the transaction that stores a document's chunks:
-    the embedding job is sent when (and only if) that transaction commits.
+def code_indexed(settings: Settings) -> bool:
+    """Whether uploaded code goes to the vector store at all (vectors or keyword postings)."""
+    keyword = settings.knowledge_keyword_index
+    return settings.knowledge_embed_code or bool(keyword)
 
-    Importing this module also registers the ``knowledge.*`` actors in every process that
-    loads ``codeatlas.code.tasks`` (API and workers alike).
+
+@on_chunks_stored
+def enqueue_embed_chunks(session: AsyncSession, document_id: int, project_id: int) -> bool:
+    """Called by ``code.process_file`` (through :mod:`codeatlas.code.events`) inside the
+    transaction that stores a document's chunks: the indexing job is sent when (and only
+    if) that transaction commits.
+
+    This module is one of the jobs' actor modules, so the hook and the ``knowledge.*``
+    actors are registered in every process that runs or enqueues jobs.
     """
     settings = get_runtime().settings
-    if settings.knowledge_embed_code:
-        enqueue(
-            session,
-            "knowledge.embed_chunks",
-            document_id,
-            settings=settings,
-            project_id=project_id,
-            document_id=document_id,
-        )
+    if not code_indexed(settings):
+        return False
+    enqueue(
+        session,
+        "knowledge.embed_chunks",
+        document_id,
+        settings=settings,
+        project_id=project_id,
+        document_id=document_id,
+    )
+    return True
 
 
-@actor("knowledge.embed_chunks", time_limit_ms=600_000)
+async def _indexing_failed(document_id: int, *, error: str) -> None:
+    """``knowledge.embed_chunks`` gave up: the document says so instead of staying parsed."""
+    runtime = get_runtime()
+    await indexing.mark_index_failed(runtime.database(), document_id, error)
+
+
+@actor("knowledge.embed_chunks", time_limit_ms=600_000, on_give_up=_indexing_failed)
 async def embed_chunks(document_id: int) -> None:
     """Embed a code document's chunks and upsert them; delete its stale points."""
     runtime = get_runtime()

@@ -44,7 +44,10 @@ _NAME_TYPE = String(255).with_variant(String(255, collation="C"), "postgresql")
 class DocumentStatus(StrEnum):
     PENDING = "pending"
     PROCESSING = "processing"
-    INDEXED = "indexed"
+    #: Symbols and chunks stored; keyword postings and vectors still to be written.
+    PARSED = "parsed"
+    #: Found by keyword and semantic search (or nothing more to do for it).
+    SEARCHABLE = "searchable"
     FAILED = "failed"
 
 
@@ -63,7 +66,11 @@ class CodeDocument(TimestampMixin, Base):
             "project_id",
             postgresql_include=["file_name", "file_path", "id", "language"],
         ),
-        CheckConstraint("status IN ('pending', 'processing', 'indexed', 'failed')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'processing', 'parsed', 'searchable', 'failed')", name="status"
+        ),
+        # The per-project indexing progress counts (migration 0010).
+        Index("ix_code_documents_project_id_status", "project_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
 
 from codeatlas.auth.deps import CurrentUser
-from codeatlas.code.lifecycle import StorageDep
 from codeatlas.db.session import SessionDep
 from codeatlas.errors import Forbidden, responses
 from codeatlas.models import Project, ProjectMembership, ProjectRole, User
 from codeatlas.projects import service
 from codeatlas.projects.deps import ProjectEditor, ProjectMember, ProjectOwner
+from codeatlas.projects.events import ProjectDeleted, project_deleted_hooks
 from codeatlas.projects.schemas import (
     MemberAdd,
     MemberOut,
@@ -76,8 +78,12 @@ async def update_project(
     responses=responses(401, 403, 404),
     summary="Delete a project, its documents and files (owner only)",
 )
-async def delete_project(member: ProjectOwner, session: SessionDep, storage: StorageDep) -> None:
-    await service.delete_project(session, storage, member.project)
+async def delete_project(
+    member: ProjectOwner,
+    session: SessionDep,
+    hooks: Annotated[list[ProjectDeleted], Depends(project_deleted_hooks)],
+) -> None:
+    await service.delete_project(session, member.project, hooks)
 
 
 @router.get("/{project_id}/members", responses=responses(401, 404), summary="Members")

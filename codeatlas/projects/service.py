@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codeatlas.code.service import remove_project_files
-from codeatlas.code.storage import UploadStorage
 from codeatlas.errors import Conflict, NotFound
 from codeatlas.models import Project, ProjectMembership, ProjectRole, User
+from codeatlas.projects.events import ProjectDeleted
 from codeatlas.projects.schemas import ProjectCreate, ProjectUpdate
 
 
@@ -46,11 +47,16 @@ async def update_project(session: AsyncSession, project: Project, data: ProjectU
     return project
 
 
-async def delete_project(session: AsyncSession, storage: UploadStorage, project: Project) -> None:
-    """Delete the project, its members and documents (FK cascade), then its files."""
+async def delete_project(
+    session: AsyncSession, project: Project, hooks: Sequence[ProjectDeleted] = ()
+) -> None:
+    """Delete the project, its members and documents (FK cascade), then run the other
+    domains' hooks (the code domain removes the stored files) in the same transaction."""
+    project_id = project.id
     await session.delete(project)
     await session.flush()
-    await remove_project_files(session, storage, project.id)
+    for hook in hooks:
+        await hook(session, project_id)
 
 
 async def list_members(

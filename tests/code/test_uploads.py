@@ -86,7 +86,7 @@ async def test_binary_files_are_stored_but_not_parseable(
     assert r.status_code == 201
     by_path = {f["path"]: f for f in r.json()["files"]}
     assert (
-        by_path["img/logo.png"] | {"parseable": False, "language": None, "status": "indexed"}
+        by_path["img/logo.png"] | {"parseable": False, "language": None, "status": "searchable"}
         == by_path["img/logo.png"]
     )
     assert (by_path["tool.py"]["language"], by_path["tool.py"]["parseable"]) == ("python", True)

@@ -135,7 +135,7 @@ async def test_upload_is_parsed_into_symbols_and_chunks_and_events_are_published
     await app.state.jobs_dispatcher.drain()
 
     doc = await _document(db, team.project_id, "pkg/greet.py")
-    assert (doc.status, doc.error, doc.language) == ("indexed", None, "python")
+    assert (doc.status, doc.error, doc.language) == ("searchable", None, "python")
     assert doc.symbols is not None
     assert sorted((s["name"], s["start_line"]) for s in doc.symbols) == ast_symbols(SOURCE.decode())
     assert {(s["name"], s["parent"]) for s in doc.symbols} >= {
@@ -145,7 +145,7 @@ async def test_upload_is_parsed_into_symbols_and_chunks_and_events_are_published
     _assert_one_set(await _chunks(db, doc.id), SOURCE.decode(), "python")
 
     notes = await _document(db, team.project_id, "notes.txt")
-    assert notes.status == "indexed" and notes.symbols == []
+    assert notes.status == "searchable" and notes.symbols == []
     note_chunks = await _chunks(db, notes.id)
     assert note_chunks and {c.kind for c in note_chunks} == {"window"}
     blob = await _document(db, team.project_id, "blob.bin")
@@ -191,7 +191,7 @@ async def test_running_twice_leaves_one_set_of_chunks(
             enqueue(s, "code.process_file", doc.id)
     await app.state.jobs_dispatcher.drain()
     assert [(c.index, c.text) for c in await _chunks(db, doc.id)] == first
-    assert (await _document(db, team.project_id, "a.py")).status == "indexed"
+    assert (await _document(db, team.project_id, "a.py")).status == "searchable"
 
 
 async def test_missing_file_fails_the_document_and_the_job(
@@ -291,7 +291,7 @@ async def test_uploaded_source_tree_is_fully_indexed_by_workers(
     for path, data in files:
         doc = docs[path]
         text = data.decode("utf-8", errors="replace")
-        assert doc.status == "indexed", (path, doc.error)
+        assert doc.status == "searchable", (path, doc.error)
         assert doc.symbols is not None
         assert sorted((s["name"], s["start_line"]) for s in doc.symbols) == ast_symbols(text), path
         expected = parse_source(text, detect_language(path)).chunks
@@ -335,7 +335,7 @@ async def test_worker_killed_inside_the_chunk_transaction_leaves_one_set(
     print(f"\nre-run finished {time.monotonic() - killed_at:.1f}s after SIGKILL")
     assert done.attempts == 2
     _assert_one_set(await _chunks(db, doc.id), text, "python")
-    assert (await _document(db, team.project_id, "routing.py")).status == "indexed"
+    assert (await _document(db, team.project_id, "routing.py")).status == "searchable"
 
 
 async def _job_of(db: Database, document_id: int) -> Job:

@@ -53,8 +53,10 @@ async def _assert_everything_else_works(kit: Kit, team: Team) -> None:
     await kit.drain()
     entry = r.json()["id"]
     assert (await c.get(f"/api/v1/knowledge/entries/{entry}", headers=h)).status_code == 200
+    # The keyword index lives in the vector store too: it says so, like the semantic half.
+    await _assert_503(c, "/api/v1/search", h, "VECTOR_STORE_UNAVAILABLE")
     r = await c.post("/api/v1/search", json={**SEARCH, "mode": "keyword"}, headers=h)
-    assert r.status_code == 200  # keyword search needs no vector store
+    assert r.status_code == 503 and r.json()["error_code"] == "VECTOR_STORE_UNAVAILABLE"
 
 
 @pytest.fixture
@@ -113,6 +115,11 @@ async def test_unreachable_embeddings_endpoint_answers_503(no_embeddings: Kit, t
     # The store itself is fine, so readiness is too.
     r = await no_embeddings.client.get("/health/ready")
     assert r.json()["checks"]["vector_store"]["status"] == "ready"
+    # The keyword half needs no model: it still answers.
+    r = await no_embeddings.client.post(
+        "/api/v1/search", json={**SEARCH, "mode": "keyword"}, headers=h
+    )
+    assert r.status_code == 200, r.text
 
 
 async def _collection_of_another_model(path: Any) -> None:

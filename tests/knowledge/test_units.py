@@ -32,7 +32,7 @@ from codeatlas.knowledge.vector_store import (
         ("parseHTTPHeader", ["pars", "http", "header"]),
         (
             "How are the cookies parsed from request headers?",
-            ["cooki", "pars", "request", "header"],
+            ["cook", "pars", "request", "header"],
         ),
         ("what is it", []),
         ("a b c d e f g h i j k l m n", []),

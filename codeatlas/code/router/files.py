@@ -29,7 +29,7 @@ async def list_files(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     language: Annotated[str | None, Query(max_length=32)] = None,
-    status: Literal["pending", "processing", "indexed", "failed"] | None = None,
+    status: Literal["pending", "processing", "parsed", "searchable", "failed"] | None = None,
     path_prefix: Annotated[
         str | None, Query(max_length=1024, description="Only paths starting with this.")
     ] = None,
