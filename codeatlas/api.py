@@ -17,6 +17,8 @@ def build_api_router() -> APIRouter:
     from codeatlas.projects.router import router as projects_router
     from codeatlas.rendering.router import router as rendering_router
     from codeatlas.system.router import router as system_router
+    from codeatlas.web.api import router as web_api_router
+    from codeatlas.web.session import router as web_session_router
     from codeatlas.ws.router import router as ws_router
 
     # Every route can fail validation or crash; both answer with the error envelope.
@@ -31,6 +33,8 @@ def build_api_router() -> APIRouter:
         rendering_router,
         knowledge_router,
         hybrid_search_router,
+        web_session_router,
+        web_api_router,
         ws_router,
     ):
         api.include_router(router)

@@ -26,6 +26,7 @@ from codeatlas.security.docs import router as swagger_router
 from codeatlas.security.headers import install_security_headers
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
+from codeatlas.web.pages import install as install_web_app
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(swagger_router)  # /api/v1/docs, outside the OpenAPI document
     app.include_router(jobs_page_router)  # /admin/jobs: HTML, outside /api/v1
     app.include_router(build_api_router())
+    install_web_app(app)  # the browser app: /, its pages and /static
     return app
 
 

@@ -26,6 +26,7 @@ from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.llm.config import LLMSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.security.config import SecuritySettings
+from codeatlas.web.config import WebSettings
 from codeatlas.ws.config import WebSocketSettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
@@ -45,6 +46,7 @@ class Settings(
     KnowledgeSettings,
     DatabaseSettings,
     SecuritySettings,
+    WebSettings,
     WebSocketSettings,
     LLMSettings,
     BaseSettings,
