@@ -22,6 +22,8 @@ from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers
 from codeatlas.health.registry import HealthRegistry
 from codeatlas.health.router import router as health_router
 from codeatlas.jobs.page import router as jobs_page_router
+from codeatlas.metrics.http import HttpMetricsMiddleware
+from codeatlas.metrics.router import router as metrics_router
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
 
@@ -39,6 +41,7 @@ LIFECYCLE_MODULES = [
     "codeatlas.jobs.lifecycle",
     "codeatlas.rendering.lifecycle",
     "codeatlas.knowledge.lifecycle",
+    "codeatlas.metrics.lifecycle",
 ]
 
 
@@ -88,6 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware: added innermost first; the correlation id is the outermost layer.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(LegacyApiMiddleware, sunset=settings.api_legacy_sunset)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetricsMiddleware)
     if not settings.disable_correlation_id:
         app.add_middleware(
             CorrelationIdMiddleware,
@@ -98,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(health_router)
+    app.include_router(metrics_router)  # /metrics: un-versioned, not public (see router)
     app.include_router(jobs_page_router)  # /admin/jobs: HTML, outside /api/v1
     app.include_router(build_api_router())
     return app

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from codeatlas import __version__
@@ -54,6 +56,8 @@ def serve(
         return
     configure_logging(settings.log_level, settings.log_format)
     prepare_database()
+    if workers > 1 and not reload:
+        _prepare_multiprocess_metrics(settings.data_dir)
     from codeatlas.core.embedded_redis import redis_for_serve
 
     # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends.
@@ -70,6 +74,18 @@ def serve(
             # uvicorn's own rewriting would trust 127.0.0.1 regardless.
             proxy_headers=False,
         )
+
+
+def _prepare_multiprocess_metrics(data_dir: Path) -> None:
+    """`/metrics` of N uvicorn workers: prometheus-client's multi-process mode, whose files
+    live in a directory emptied at each start (stale files would count dead processes)."""
+    import os
+    import shutil
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(data_dir / "prometheus")
+    shutil.rmtree(directory, ignore_errors=True)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
 @migrate_app.command("upgrade")

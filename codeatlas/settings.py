@@ -22,6 +22,7 @@ from codeatlas.code.config import CodeSettings
 from codeatlas.core.config import InfraSettings
 from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
+from codeatlas.metrics.config import MetricsSettings
 from codeatlas.rendering.config import RenderingSettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
@@ -35,6 +36,7 @@ class Settings(
     JobsSettings,
     RenderingSettings,
     KnowledgeSettings,
+    MetricsSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.
