@@ -115,3 +115,10 @@ EMBEDDING_DURATION = Histogram(
     "Time to embed one batch of texts.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+
+# Known label values start at 0, so a dashboard shows "none yet" rather than "no data".
+for _kind in ("prompt", "completion"):
+    LLM_TOKENS.labels(_kind)
+for _code in ("LLM_UNAVAILABLE", "LLM_RATE_LIMITED", "LLM_TIMEOUT", "LLM_BAD_RESPONSE"):
+    LLM_ERRORS.labels(_code)
