@@ -148,6 +148,7 @@ DOMAIN_CLIS = [
     "codeatlas.jobs.cli",
     "codeatlas.rendering.cli",
     "codeatlas.knowledge.cli",
+    "codeatlas.ops.cli",
 ]
 
 
