@@ -101,7 +101,8 @@ def migrate_upgrade(revision: str = typer.Argument("head", help="Target revision
     typer.echo(f"upgraded to {revision}")
 
 
-@migrate_app.command("downgrade")
+# "-1" looks like an option to click; let it through as the revision argument.
+@migrate_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def migrate_downgrade(
     revision: str = typer.Argument(..., help="Target revision, e.g. -1 or base."),
 ) -> None:
