@@ -24,6 +24,8 @@ from codeatlas.health.router import router as health_router
 from codeatlas.jobs.page import router as jobs_page_router
 from codeatlas.security.docs import router as swagger_router
 from codeatlas.security.headers import install_security_headers
+from codeatlas.metrics.http import HttpMetricsMiddleware
+from codeatlas.metrics.router import router as metrics_router
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
 from codeatlas.web.pages import install as install_web_app
@@ -43,6 +45,7 @@ LIFECYCLE_MODULES = [
     "codeatlas.rendering.lifecycle",
     "codeatlas.knowledge.lifecycle",
     "codeatlas.ws.lifecycle",
+    "codeatlas.metrics.lifecycle",
 ]
 
 
@@ -92,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware: added innermost first; the correlation id is the outermost layer.
     app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(LegacyApiMiddleware, sunset=settings.api_legacy_sunset)
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetricsMiddleware)
     if not settings.disable_correlation_id:
         app.add_middleware(
             CorrelationIdMiddleware,
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router)
     app.include_router(swagger_router)  # /api/v1/docs, outside the OpenAPI document
+    app.include_router(metrics_router)  # /metrics: un-versioned, not public (see router)
     app.include_router(jobs_page_router)  # /admin/jobs: HTML, outside /api/v1
     app.include_router(build_api_router())
     install_web_app(app)  # the browser app: /, its pages and /static

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import typer
 
@@ -63,6 +64,10 @@ def serve(
         uses_embedded_state,
         worker_child_for_serve,
     )
+    prepare_database()
+    if workers > 1 and not reload:
+        _prepare_multiprocess_metrics(settings.data_dir)
+    from codeatlas.core.embedded_redis import redis_for_serve
 
     try:
         check_serve_options(settings, workers)
@@ -101,6 +106,18 @@ def serve(
         )
 
 
+def _prepare_multiprocess_metrics(data_dir: Path) -> None:
+    """`/metrics` of N uvicorn workers: prometheus-client's multi-process mode, whose files
+    live in a directory emptied at each start (stale files would count dead processes)."""
+    import os
+    import shutil
+
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(data_dir / "prometheus")
+    shutil.rmtree(directory, ignore_errors=True)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
 @migrate_app.command("upgrade")
 def migrate_upgrade(revision: str = typer.Argument("head", help="Target revision.")) -> None:
     """Upgrade the database to a revision (default: head)."""
@@ -114,7 +131,8 @@ def migrate_upgrade(revision: str = typer.Argument("head", help="Target revision
     typer.echo(f"upgraded to {revision}")
 
 
-@migrate_app.command("downgrade")
+# "-1" looks like an option to click; let it through as the revision argument.
+@migrate_app.command("downgrade", context_settings={"ignore_unknown_options": True})
 def migrate_downgrade(
     revision: str = typer.Argument(..., help="Target revision, e.g. -1 or base."),
 ) -> None:
@@ -160,6 +178,7 @@ DOMAIN_CLIS = [
     "codeatlas.jobs.cli",
     "codeatlas.rendering.cli",
     "codeatlas.knowledge.cli",
+    "codeatlas.ops.cli",
 ]
 
 

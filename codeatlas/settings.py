@@ -24,6 +24,7 @@ from codeatlas.core.database_config import DatabaseSettings
 from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.llm.config import LLMSettings
+from codeatlas.metrics.config import MetricsSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.security.config import SecuritySettings
 from codeatlas.web.config import WebSettings
@@ -49,6 +50,7 @@ class Settings(
     WebSettings,
     WebSocketSettings,
     LLMSettings,
+    MetricsSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.

@@ -1,0 +1,1 @@
+"""Prometheus metrics: what the process exposes at ``/metrics`` and how it is kept."""

@@ -1,0 +1,1 @@
+"""Operator commands: `codeatlas doctor`, `codeatlas backup`, `codeatlas restore`."""
