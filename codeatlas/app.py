@@ -22,10 +22,10 @@ from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers
 from codeatlas.health.registry import HealthRegistry
 from codeatlas.health.router import router as health_router
 from codeatlas.jobs.page import router as jobs_page_router
-from codeatlas.security.docs import router as swagger_router
-from codeatlas.security.headers import install_security_headers
 from codeatlas.metrics.http import HttpMetricsMiddleware
 from codeatlas.metrics.router import router as metrics_router
+from codeatlas.security.docs import router as swagger_router
+from codeatlas.security.headers import install_security_headers
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
 from codeatlas.web.pages import install as install_web_app

@@ -32,8 +32,7 @@ from codeatlas.code.events import chunks_stored
 from codeatlas.code.parsing import ParseResult, parse_source
 from codeatlas.code.storage import UploadStorage
 from codeatlas.db.session import atomic
-from codeatlas.jobs.actors import PARSE_QUEUE, actor
-from codeatlas.jobs.actors import actor, load_actor_modules
+from codeatlas.jobs.actors import PARSE_QUEUE, actor, load_actor_modules
 from codeatlas.jobs.events import publish_to_users
 from codeatlas.jobs.runtime import get_runtime
 from codeatlas.models import CodeChunk, CodeDocument, DocumentStatus, ProjectMembership

@@ -34,9 +34,7 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware, SkipMessage
 from dramatiq.worker import Worker
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from codeatlas.core.context import get_request_id, is_valid_request_id, new_request_id
 from codeatlas.db.base import utcnow

@@ -16,9 +16,8 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from codeatlas.jobs.actors import EMBED_QUEUE, actor
 from codeatlas.code.events import on_chunks_stored
-from codeatlas.jobs.actors import actor
+from codeatlas.jobs.actors import EMBED_QUEUE, actor
 from codeatlas.jobs.enqueue import enqueue
 from codeatlas.jobs.runtime import get_runtime
 from codeatlas.knowledge import indexing, reindexing
@@ -57,14 +56,18 @@ def enqueue_embed_chunks(session: AsyncSession, document_id: int, project_id: in
     return True
 
 
-@actor("knowledge.embed_chunks", queue=EMBED_QUEUE, time_limit_ms=600_000)
 async def _indexing_failed(document_id: int, *, error: str) -> None:
     """``knowledge.embed_chunks`` gave up: the document says so instead of staying parsed."""
     runtime = get_runtime()
     await indexing.mark_index_failed(runtime.database(), document_id, error)
 
 
-@actor("knowledge.embed_chunks", time_limit_ms=600_000, on_give_up=_indexing_failed)
+@actor(
+    "knowledge.embed_chunks",
+    queue=EMBED_QUEUE,
+    time_limit_ms=600_000,
+    on_give_up=_indexing_failed,
+)
 async def embed_chunks(document_id: int) -> None:
     """Embed a code document's chunks and upsert them; delete its stale points."""
     runtime = get_runtime()

@@ -126,7 +126,15 @@ class ProxyVectorStore:
     async def upsert(self, collection: str, points: Sequence[VectorPoint]) -> None:
         if not points:
             return
-        body = [{"id": p.id, "vector": list(p.vector), "payload": p.payload} for p in points]
+        body = [
+            {
+                "id": p.id,
+                "vector": list(p.vector),
+                "payload": p.payload,
+                "sparse": [list(p.sparse[0]), list(p.sparse[1])] if p.sparse else None,
+            }
+            for p in points
+        ]
         await self._call("upsert", collection=collection, points=body)
 
     async def delete(self, collection: str, ids: Sequence[int | str]) -> None:
@@ -147,6 +155,22 @@ class ProxyVectorStore:
             "search",
             collection=collection,
             vector=list(vector),
+            top_k=top_k,
+            filter=_filter_out(filter),
+        )
+        return [VectorHit(h["id"], float(h["score"]), h["payload"]) for h in hits]
+
+    async def sparse_search(
+        self,
+        collection: str,
+        sparse: tuple[list[int], list[float]],
+        top_k: int,
+        filter: SearchFilter | None = None,
+    ) -> list[VectorHit]:
+        hits = await self._call(
+            "sparse_search",
+            collection=collection,
+            sparse=[list(sparse[0]), list(sparse[1])],
             top_k=top_k,
             filter=_filter_out(filter),
         )
@@ -184,7 +208,15 @@ async def _dispatch(store: VectorStore, op: str, args: dict[str, Any]) -> Any:
             args["collection"], int(args["dimension"]), model_name=args["model_name"]
         )
     if op == "upsert":
-        points = [VectorPoint(p["id"], p["vector"], p["payload"]) for p in args["points"]]
+        points = [
+            VectorPoint(
+                p["id"],
+                p["vector"],
+                p["payload"],
+                (p["sparse"][0], p["sparse"][1]) if p.get("sparse") else None,
+            )
+            for p in args["points"]
+        ]
         return await store.upsert(args["collection"], points)
     if op == "delete":
         return await store.delete(args["collection"], args["ids"])
@@ -196,6 +228,12 @@ async def _dispatch(store: VectorStore, op: str, args: dict[str, Any]) -> Any:
     if op == "search":
         hits = await store.search(
             args["collection"], args["vector"], int(args["top_k"]), _filter_in(args["filter"])
+        )
+        return [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]
+    if op == "sparse_search":
+        indices, values = args["sparse"]
+        hits = await store.sparse_search(
+            args["collection"], (indices, values), int(args["top_k"]), _filter_in(args["filter"])
         )
         return [{"id": h.id, "score": h.score, "payload": h.payload} for h in hits]
     if op == "count":
