@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Request
 
 from codeatlas.app import create_app
 from codeatlas.db import migrate
@@ -136,14 +137,23 @@ async def test_redis_down_never_answers_500_and_readiness_names_redis(tmp_path: 
         await db.dispose()
         headers = auth_headers(user, settings)
         app = create_app(settings)
+
+        @app.get("/api/v1/_test/redis")
+        async def needs_redis(request: Request) -> dict[str, str]:
+            """A route that cannot work without Redis (a cache read, say)."""
+            await request.app.state.redis.get("outage:probe")
+            return {"redis": "up"}
+
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
         ):
             before = await _exercise(c, user.email, project_id, headers, 0)
             assert [r.status_code for r in before] == [200, 200, 200, 201], [r.text for r in before]
+            assert (await c.get("/api/v1/_test/redis")).status_code == 200
 
             await asyncio.to_thread(rd.stop)
+            _unavailable(await c.get("/api/v1/_test/redis"), "REDIS_UNAVAILABLE")
             during = await _exercise(c, user.email, project_id, headers, 1)
             assert [r.status_code for r in during[:3]] == [200, 200, 200], [r.text for r in during]
             up = during[3]
@@ -162,3 +172,4 @@ async def test_redis_down_never_answers_500_and_readiness_names_redis(tmp_path: 
             await _until(ready_again, 30, "readiness after Redis came back")
             after = await _exercise(c, user.email, project_id, headers, 2)
             assert [r.status_code for r in after] == [200, 200, 200, 201], [r.text for r in after]
+            assert (await c.get("/api/v1/_test/redis")).status_code == 200
