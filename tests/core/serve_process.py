@@ -44,7 +44,7 @@ def serve_command(port: int, workers: int = 1) -> list[str]:
     return [*command, "--workers", str(workers)]
 
 
-def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while True:
         assert proc.poll() is None, log.read_text()

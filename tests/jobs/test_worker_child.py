@@ -78,13 +78,13 @@ async def test_a_killed_worker_child_is_replaced_and_its_jobs_finish_once(
     log = tmp_path / "serve.log"
     owner = await make_user(db)
     project_id = await make_project(db, {owner: ProjectRole.OWNER})
-    files = [(f"pkg/module_{i}.py", _source(i)) for i in range(40)]
+    files = [(f"pkg/module_{i}.py", _source(i)) for i in range(12)]
     with running_serve(embedded_env(settings, data_dir), log) as (base, serve):
         child = worker_child(serve.pid)
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
             r = await upload(c, project_id, auth_headers(owner, settings), files)
         assert r.status_code == 201, r.text
-        await _wait_for(db, "running", timeout=120)
+        await _wait_for(db, "running", timeout=300)
         async with db.session() as s:
             in_flight = set(
                 (await s.scalars(select(Job.message_id).where(Job.status == "running"))).all()
@@ -93,7 +93,7 @@ async def test_a_killed_worker_child_is_replaced_and_its_jobs_finish_once(
         assert gone(child.pid)
         replacement = worker_child(serve.pid)
         assert replacement.pid != child.pid
-        await _wait_for(db, "done", timeout=300)
+        await _wait_for(db, "done", timeout=900)
         async with db.session() as s:
             rows = (await s.execute(select(Job.message_id, Job.status))).all()
         statuses = {message_id: status for message_id, status in rows}
@@ -163,7 +163,7 @@ async def test_two_api_workers_reach_the_one_vector_store(
         conns = pinned_per_worker(port, worker_pids(serve, port, 2))
         try:
             for pid, conn in conns.items():  # every API process answers from the one store
-                deadline = time.monotonic() + 180
+                deadline = time.monotonic() + 600
                 while True:
                     status, found = _search(conn, headers, query)
                     assert status == 200, (pid, found)
