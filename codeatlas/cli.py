@@ -57,6 +57,7 @@ def serve(
         return
     configure_logging(settings.log_level, settings.log_format)
     from codeatlas.core.instance_lock import InstanceLocked, hold_data_dir
+    from codeatlas.llm.local import local_llm_for_serve
     from codeatlas.serving import (
         ServeRefused,
         check_serve_options,
@@ -64,10 +65,6 @@ def serve(
         uses_embedded_state,
         worker_child_for_serve,
     )
-    prepare_database()
-    if workers > 1 and not reload:
-        _prepare_multiprocess_metrics(settings.data_dir)
-    from codeatlas.core.embedded_redis import redis_for_serve
 
     try:
         check_serve_options(settings, workers)
@@ -81,10 +78,14 @@ def serve(
             except InstanceLocked as exc:
                 _fail(str(exc))
         prepare_database()
+        if workers > 1 and not reload:
+            _prepare_multiprocess_metrics(settings.data_dir)
         from codeatlas.core.embedded_redis import redis_for_serve
 
         # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends.
         stack.enter_context(redis_for_serve(settings))
+        # The local model's server, when it is the LLM provider (LLM_PROVIDER=local/auto).
+        stack.enter_context(local_llm_for_serve(settings))
         # QDRANT_URL unset: the supervised worker child owns the vector store (serving.py).
         try:
             stack.enter_context(worker_child_for_serve(get_settings(), workers))
