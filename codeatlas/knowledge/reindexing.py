@@ -24,6 +24,7 @@ from codeatlas.knowledge.runtime import (
     CODE_COLLECTION,
     COLLECTIONS,
     KB_COLLECTION,
+    KEYWORD_COLLECTION,
     KnowledgeRuntime,
 )
 from codeatlas.knowledge.vector_store import SearchFilter
@@ -87,6 +88,9 @@ async def reindex(
     done: dict[str, int] = {}
     for collection in resolve_collections(which):
         await rebuild(runtime, collection, force=force)
+        if collection == CODE_COLLECTION:
+            # The keyword index of code is synced by the same per-document job.
+            await rebuild(runtime, KEYWORD_COLLECTION, force=force)
         ids = await _source_ids(db, collection)
         sync = indexing.index_document if collection == CODE_COLLECTION else indexing.index_entry
         for n, source_id in enumerate(ids, 1):
@@ -97,6 +101,8 @@ async def reindex(
             if progress is not None:
                 progress(collection, n, len(ids))
         await _delete_orphans(runtime, collection, set(ids))
+        if collection == CODE_COLLECTION:
+            await _delete_orphans(runtime, KEYWORD_COLLECTION, set(ids))
         done[collection] = len(ids)
         logger.info("re-indexed %s: %d sources", collection, len(ids))
     return done
