@@ -22,6 +22,8 @@ from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers
 from codeatlas.health.registry import HealthRegistry
 from codeatlas.health.router import router as health_router
 from codeatlas.jobs.page import router as jobs_page_router
+from codeatlas.security.docs import router as swagger_router
+from codeatlas.security.headers import install_security_headers
 from codeatlas.settings import Settings, get_settings
 from codeatlas.versioning import API_PREFIX, LegacyApiMiddleware
 from codeatlas.web.pages import install as install_web_app
@@ -77,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="CodeAtlas",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # self-hosted Swagger UI under a strict CSP: codeatlas/security/docs.py
         redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
@@ -99,7 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             update_request_header=True,
         )
 
+    install_security_headers(app, settings)  # outermost: every answer carries the headers
+
     app.include_router(health_router)
+    app.include_router(swagger_router)  # /api/v1/docs, outside the OpenAPI document
     app.include_router(jobs_page_router)  # /admin/jobs: HTML, outside /api/v1
     app.include_router(build_api_router())
     install_web_app(app)  # the browser app: /, its pages and /static

@@ -69,6 +69,7 @@ def serve(
             # X-Forwarded-For is trusted only from TRUSTED_PROXIES (codeatlas.core.ratelimit);
             # uvicorn's own rewriting would trust 127.0.0.1 regardless.
             proxy_headers=False,
+            server_header=False,  # do not announce "server: uvicorn" (issue 11, finding 7)
         )
 
 

@@ -25,9 +25,14 @@ from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.web.config import WebSettings
 from codeatlas.ws.config import WebSocketSettings
+from codeatlas.security.config import SecuritySettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
+# Known published values: refused everywhere except the test suite's own ENV=test.
+KNOWN_PLACEHOLDERS = PLACEHOLDER_SECRETS | frozenset(
+    {"changeit", "change-me-in-production", "your-secret-key", "secret-key", "supersecret"}
+)
 
 
 class Settings(
@@ -39,6 +44,7 @@ class Settings(
     KnowledgeSettings,
     WebSettings,
     WebSocketSettings,
+    SecuritySettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.
@@ -71,8 +77,13 @@ class Settings(
     db_pool_size: int = Field(10, description="Connection pool size (PostgreSQL only).")
     db_echo: bool = Field(False, description="Log every SQL statement (debugging only).")
     secret_key: str = Field(
-        DEV_SECRET,
-        description="Signs access tokens and verification links. Must be set in production.",
+        "",
+        description=(
+            "Signs access tokens and verification links (at least 32 characters). Unset: "
+            "a random key is generated once and kept in DATA_DIR/secret_key (mode 0600), "
+            "shared by every process of that data dir; required when ENV=production. Known "
+            "placeholders are refused unless ENV=test."
+        ),
     )
 
     # -- 3-A / 5-C ---------------------------------------------------------------------------
@@ -143,6 +154,20 @@ class Settings(
                 if key.lower() == "health_min_components" and isinstance(data[key], str):
                     data[key] = [p.strip() for p in data[key].split(",") if p.strip()]
         return data
+
+    @model_validator(mode="after")
+    def _resolve_secret_key(self) -> Settings:
+        if self.env == "test":
+            self.secret_key = self.secret_key or DEV_SECRET  # the suite's own fixed key
+        elif self.secret_key.strip() in KNOWN_PLACEHOLDERS and self.secret_key:
+            raise ValueError("SECRET_KEY is a known placeholder; unset it or set a real secret")
+        elif not self.secret_key and self.env != "production":
+            from codeatlas.core.secret_key import load_or_create
+
+            self.secret_key = load_or_create(self.data_dir)
+        elif self.env == "development" and len(self.secret_key) < 32:
+            raise ValueError("SECRET_KEY is shorter than 32 characters; set a longer one")
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:

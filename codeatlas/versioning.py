@@ -1,5 +1,7 @@
 """5-B: un-versioned ``/api/...`` paths point to ``/api/v1/...`` until the sunset, then 410.
 
+GET/HEAD get 301; every other method gets 308, which keeps the method and body.
+
 A middleware rather than a catch-all route, so it does not depend on route order and never
 shadows a versioned route added later.
 """
@@ -41,9 +43,11 @@ class LegacyApiMiddleware:
             query = scope.get("query_string", b"").decode("latin-1")
             if query:
                 target += f"?{query}"
+            # 301 lets clients turn a POST into a GET; 308 keeps the method and the body.
+            method = scope.get("method", "GET")
             response = RedirectResponse(
                 target,
-                status_code=301,
+                status_code=301 if method in ("GET", "HEAD") else 308,
                 headers={
                     "Deprecation": "true",
                     "Sunset": format_datetime(self.sunset, usegmt=True),

@@ -71,12 +71,30 @@ class AuthSettings(BaseModel):
             "is ignored."
         ),
     )
-    login_failures_per_account: int = Field(
+    login_failures_per_account_and_ip: int = Field(
         5,
-        description="Failed logins per e-mail address inside the window; the next gets 429.",
+        description=(
+            "Failed logins per (e-mail address, client IP) inside the window; the next attempt "
+            "of that pair gets 429. Other addresses are not affected (codeatlas/auth/lockout.py)."
+        ),
+    )
+    login_failures_per_account: int = Field(
+        20,
+        description=(
+            "Failed logins per e-mail address from all IPs inside the window after which every "
+            "attempt on it waits 0.5 s, doubling per further failure (progressive delay, never "
+            "a refusal, so the owner cannot be locked out by others)."
+        ),
+    )
+    login_delay_max_seconds: float = Field(
+        8.0, description="Cap of the progressive per-account login delay, in seconds."
     )
     login_failures_per_ip: int = Field(
-        5, description="Failed logins per client IP inside the window; the next gets 429."
+        20,
+        description=(
+            "Failed logins per client IP over any accounts inside the window; the next gets "
+            "429 (credential stuffing from one address)."
+        ),
     )
     login_failure_window_seconds: int = Field(
         900, description="Window of the failed-login counters (fixed window, seconds)."

@@ -8,7 +8,6 @@ committed (the family revoked) even though the answer is an error.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import smtplib
 import uuid
@@ -18,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from codeatlas.auth import lockout
 from codeatlas.auth.errors import (
     BadCredentials,
     EmailTaken,
@@ -37,7 +37,7 @@ from codeatlas.auth.tokens import (
     hash_refresh_token,
     new_refresh_token,
 )
-from codeatlas.core.ratelimit import RateLimits, Rule, rule
+from codeatlas.core.ratelimit import RateLimits
 from codeatlas.db.base import utcnow
 from codeatlas.db.session import Database, atomic
 from codeatlas.models import RefreshToken, User
@@ -131,16 +131,6 @@ async def verify_email(session: AsyncSession, settings: Settings, token: str) ->
 # -- login ---------------------------------------------------------------------------------
 
 
-def login_rules(settings: Settings, email: str, ip: str) -> tuple[Rule, Rule]:
-    """The failed-login counters: per account (hashed: no addresses in Redis) and per IP."""
-    window = settings.login_failure_window_seconds
-    account = hashlib.sha256(normalize_email(email).encode()).hexdigest()[:32]
-    return (
-        rule(settings, settings.login_failures_per_account, window, "login", "account", account),
-        rule(settings, settings.login_failures_per_ip, window, "login", "ip", ip),
-    )
-
-
 async def authenticate(session: AsyncSession, email: str, password: str) -> User:
     """The user behind a correct e-mail and password.
 
@@ -171,23 +161,22 @@ async def login(
     password: str,
     ip: str,
 ) -> TokenOut:
-    """Every attempt is counted before the password is checked (one Redis round trip), so
-    the attempt after the limit is refused whichever process serves it. An attempt that
-    proves the password is taken back: only failures accumulate."""
-    account_rule, ip_rule = login_rules(settings, email, ip)
-    await limits.enforce(account_rule, ip_rule)
-    try:
-        user = await authenticate(session, email, password)
-    except InactiveAccount:
-        await _forgive(limits, account_rule, ip_rule)
-        raise
-    await _forgive(limits, account_rule, ip_rule)
+    """Tokens for a correct e-mail and password, within the failed-login limits of
+    :mod:`codeatlas.auth.lockout`: only a wrong password counts (never an outage), and the
+    hard limit is per (account, address), so no one can lock the owner out from elsewhere."""
+    rules = lockout.login_rules(settings, email, ip)
+    async with lockout.one_at_a_time(limits, rules.pair.key + ":lock"):
+        await lockout.check(limits, settings, rules)
+        try:
+            user = await authenticate(session, email, password)
+        except BadCredentials:
+            await lockout.record_failure(limits, rules)
+            raise
+        except InactiveAccount:
+            await lockout.record_success(limits, rules)  # the password was right
+            raise
+        await lockout.record_success(limits, rules)
     return await issue_tokens(session, settings, user)
-
-
-async def _forgive(limits: RateLimits, account_rule: Rule, ip_rule: Rule) -> None:
-    await limits.clear(account_rule)
-    await limits.undo(ip_rule)
 
 
 # -- tokens ----------------------------------------------------------------------------------

@@ -169,6 +169,31 @@ class RateLimits:
         if over:
             raise _too_many(max(over))
 
+    async def peek(self, *rules: Rule) -> list[tuple[int, int]]:
+        """(count, seconds left) of each rule without counting a hit; one round trip."""
+        client = self._redis()
+        if client is not None:
+            try:
+                async with client.pipeline(transaction=False) as pipe:
+                    for r in rules:
+                        pipe.get(r.key)
+                        pipe.ttl(r.key)
+                    replies = await pipe.execute()
+            except REDIS_DOWN as exc:
+                self._mark_down(exc)
+            else:
+                self._mark_up()
+                return [
+                    (int(replies[2 * i] or 0), max(int(replies[2 * i + 1]), 0) or r.window)
+                    for i, r in enumerate(rules)
+                ]
+        out = []
+        for r in rules:
+            count = await self.memory.storage.get(r.key)
+            left = await self.memory.storage.get_expiry(r.key) - time.time()
+            out.append((int(count), math.ceil(left) if left > 0 else r.window))
+        return out
+
     async def undo(self, *rules: Rule) -> None:
         """Take back one hit per rule (a login that turned out not to be a failure)."""
         client = self._redis()

@@ -32,6 +32,7 @@ def render_svc(
         port=port,
         workers=workers,
         log_config=logging_config(settings.log_level, settings.log_format),
+        server_header=False,  # do not announce "server: uvicorn"
     )
 
 

@@ -40,6 +40,7 @@ async def test_unknown_email_takes_as_long_as_a_wrong_password(
     # the limiter would stop this test long before it is done
     app: FastAPI = app_factory(
         login_failures_per_account=10_000,
+        login_failures_per_account_and_ip=10_000,
         login_failures_per_ip=10_000,
         rate_limit_login="10000/minute",
     )

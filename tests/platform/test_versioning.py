@@ -28,9 +28,13 @@ async def test_unversioned_path_redirects_with_deprecation_headers(
     assert r.headers["link"] == '</api/v1/system/version?a=1&b=two>; rel="successor-version"'
     followed = await client.get(r.headers["location"])
     assert followed.status_code == 200
-    r = await client.post("/api/anything/else")
-    assert r.status_code == 301
-    assert r.headers["location"] == "/api/v1/anything/else"
+    assert (await client.head("/api/system/version")).status_code == 301
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        # 308: the client repeats the same method with the same body (301 turns POST into GET)
+        r = await client.request(method, "/api/anything/else?x=1", json={"a": 1})
+        assert r.status_code == 308, method
+        assert r.headers["location"] == "/api/v1/anything/else?x=1"
+        assert r.headers["deprecation"] == "true"
 
 
 async def test_unknown_versioned_path_is_404_not_a_loop(client: httpx.AsyncClient) -> None:

@@ -80,6 +80,7 @@ def run_uvicorn_in_thread(app: FastAPI) -> Iterator[str]:
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,
+        server_header=False,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"upstream-{port}", daemon=True)
