@@ -10,6 +10,7 @@ from codeatlas.versioning import API_PREFIX
 
 def build_api_router() -> APIRouter:
     from codeatlas.auth.router import router as auth_router
+    from codeatlas.chat.router import router as chat_router
     from codeatlas.code.router import router as code_router
     from codeatlas.jobs.router import router as jobs_router
     from codeatlas.knowledge.router import router as knowledge_router
@@ -35,6 +36,7 @@ def build_api_router() -> APIRouter:
         web_session_router,
         web_api_router,
         ws_router,
+        chat_router,
     ):
         api.include_router(router)
     return api

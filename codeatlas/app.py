@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-import sentry_sdk
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
 from sqlalchemy import text
@@ -43,12 +42,15 @@ LIFECYCLE_MODULES = [
     "codeatlas.rendering.lifecycle",
     "codeatlas.knowledge.lifecycle",
     "codeatlas.ws.lifecycle",
+    "codeatlas.llm.lifecycle",
+    "codeatlas.chat.lifecycle",
 ]
 
 
 def _init_sentry(settings: Settings) -> None:
-    if settings.sentry_dsn:
-        sentry_sdk.init(dsn=settings.sentry_dsn, environment=settings.env, release=__version__)
+    from codeatlas.core.sentry import init_sentry  # 3-B: request_id tag, no PII, no bodies
+
+    init_sentry(settings.sentry_dsn, environment=settings.env, release=__version__)
 
 
 @asynccontextmanager

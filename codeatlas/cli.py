@@ -55,9 +55,11 @@ def serve(
     configure_logging(settings.log_level, settings.log_format)
     prepare_database()
     from codeatlas.core.embedded_redis import redis_for_serve
+    from codeatlas.llm.local import local_llm_for_serve
 
-    # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends.
-    with redis_for_serve(settings):
+    # REDIS_URL unset: an embedded Valkey for the workers, stopped when serving ends; the
+    # local model's server likewise when it is the LLM provider.
+    with redis_for_serve(settings), local_llm_for_serve(settings):
         uvicorn.run(
             "codeatlas.app:create_app",
             factory=True,

@@ -22,6 +22,7 @@ from codeatlas.code.config import CodeSettings
 from codeatlas.core.config import InfraSettings
 from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
+from codeatlas.llm.config import LLMSettings
 from codeatlas.rendering.config import RenderingSettings
 from codeatlas.web.config import WebSettings
 from codeatlas.ws.config import WebSocketSettings
@@ -45,6 +46,7 @@ class Settings(
     WebSettings,
     WebSocketSettings,
     SecuritySettings,
+    LLMSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.

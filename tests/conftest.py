@@ -28,6 +28,10 @@ from codeatlas.db.session import Database
 from codeatlas.models import Base
 from codeatlas.settings import Settings
 
+# No test app or `codeatlas serve` started by a test runs the local model (which .ci/run
+# installs) unless the test asks for an LLM itself (LLM_PROVIDER=openai / a local server).
+os.environ.setdefault("LLM_PROVIDER", "none")
+
 ENV_DATABASE_URL = os.environ.get("DATABASE_URL", "")
 PG_AVAILABLE = ENV_DATABASE_URL.startswith("postgresql")
 BACKENDS = ["sqlite", "postgresql"]

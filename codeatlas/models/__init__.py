@@ -2,6 +2,7 @@
 
 from codeatlas.db.base import Base
 from codeatlas.models.auth import RefreshToken
+from codeatlas.models.chat import Chat, ChatMessage
 from codeatlas.models.chunk import CodeChunk
 from codeatlas.models.code import CodeDocument, DocumentStatus, SearchHistory
 from codeatlas.models.job import Job, JobStatus
@@ -11,6 +12,8 @@ from codeatlas.models.user import User
 
 __all__ = [
     "Base",
+    "Chat",
+    "ChatMessage",
     "CodeChunk",
     "CodeDocument",
     "DocumentStatus",

@@ -1,0 +1,1 @@
+"""Chats: conversations with the LLM over the caller's code and knowledge base."""

@@ -1,0 +1,90 @@
+"""The material an answer is built from: hybrid code search plus the knowledge base.
+
+Code comes from :func:`codeatlas.knowledge.code_search.code_search` (keyword and semantic
+rankings fused), chunks rather than whole files so citations point at lines; entries from
+the semantic search of the knowledge base. Both are limited to the chat's project (or the
+user's projects) and interleaved best first, so neither kind crowds the other out. When the
+vector store or the embedder is down the answer still gets the keyword ranking of code,
+with a warning in the log, instead of failing.
+"""
+
+from __future__ import annotations
+
+import logging
+from itertools import chain, zip_longest
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from codeatlas.knowledge.code_search import CodeResult, code_search
+from codeatlas.knowledge.errors import EmbeddingsDown, ModelMismatch, VectorStoreDown
+from codeatlas.knowledge.indexing import KIND_CODE, KIND_ENTRY
+from codeatlas.knowledge.runtime import KnowledgeRuntime
+from codeatlas.knowledge.search import Hit, Scope, resolve_scope, semantic_search
+from codeatlas.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SEMANTIC_DOWN = (VectorStoreDown, EmbeddingsDown, ModelMismatch)
+
+
+def _hit(r: CodeResult) -> Hit:
+    return Hit(
+        kind=KIND_CODE,
+        source_id=r.document_id,
+        chunk_index=r.chunk_index,
+        score=r.score,
+        project_id=r.project_id,
+        title=None,
+        path=r.path,
+        language=r.language,
+        symbol=r.symbol,
+        start_line=r.start_line,
+        end_line=r.end_line,
+        text=r.text,
+    )
+
+
+async def _code(
+    session: AsyncSession, runtime: KnowledgeRuntime, settings: Settings, scope: Scope, q: str
+) -> list[Hit]:
+    k = settings.chat_context_top_k
+    try:
+        found = await code_search(
+            session, runtime, settings, scope, q, mode="hybrid", top_k=k, group_by_file=False
+        )
+    except SEMANTIC_DOWN as exc:
+        logger.warning(
+            "semantic code search unavailable (%s): keyword ranking only", exc.error_code
+        )
+        found = await code_search(
+            session, runtime, settings, scope, q, mode="keyword", top_k=k, group_by_file=False
+        )
+    return [_hit(r) for r in found]
+
+
+async def _entries(
+    session: AsyncSession, runtime: KnowledgeRuntime, settings: Settings, scope: Scope, q: str
+) -> list[Hit]:
+    try:
+        return await semantic_search(
+            session, runtime, scope, q, settings.chat_context_top_k, [KIND_ENTRY]
+        )
+    except SEMANTIC_DOWN as exc:
+        logger.warning("knowledge-base search unavailable (%s): no entries", exc.error_code)
+        return []
+
+
+async def retrieve(
+    session: AsyncSession,
+    runtime: KnowledgeRuntime,
+    settings: Settings,
+    user_id: int,
+    project_id: int | None,
+    question: str,
+) -> list[Hit]:
+    if settings.chat_context_top_k == 0:
+        return []
+    scope = await resolve_scope(session, user_id, project_id)
+    code = await _code(session, runtime, settings, scope, question)
+    entries = await _entries(session, runtime, settings, scope, question)
+    return [h for h in chain.from_iterable(zip_longest(code, entries)) if h is not None]

@@ -1,0 +1,319 @@
+"""Generating answers: one tracked background task per answer, stoppable from any process.
+
+A turn runs in the API process that accepted the question, under that request's id (every
+log line, WS event and Sentry event of the turn carries it). It retrieves material, builds
+the prompt, streams the LLM's tokens as ``chat.token`` events, saves the partial answer every
+CHAT_SAVE_INTERVAL seconds, and ends with ``chat.done`` (complete or stopped) or
+``chat.error`` — the stored message always ends in one of those states.
+
+Stop: ``POST …/stop`` (or the WS message ``chat.stop``) on any process sets a Redis key the
+generating turn polls every CHAT_STOP_POLL_INTERVAL seconds (and, on the same process, sets
+the turn's event directly). Generation is cancelled, the partial answer kept as ``stopped``.
+
+Tasks are registered in :class:`TurnManager` (never fire-and-forget): cancelled and awaited
+at shut-down, their messages marked ``error`` / ``INTERRUPTED``. An unexpected exception
+ends the turn as ``error`` / ``INTERNAL_ERROR`` and then reaches the log and Sentry with
+the turn's request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+import sentry_sdk
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from codeatlas.chat.prompt import Prompt, build_prompt
+from codeatlas.chat.retrieval import retrieve
+from codeatlas.chat.service import history
+from codeatlas.core.context import bind_request_id, get_request_id
+from codeatlas.core.ratelimit import REDIS_DOWN
+from codeatlas.core.redis_client import key as redis_key
+from codeatlas.db.base import utcnow
+from codeatlas.db.session import Database, atomic
+from codeatlas.errors import AppError
+from codeatlas.llm.client import LLMClient, StreamOutcome, Usage
+from codeatlas.llm.errors import LLMNotConfigured
+from codeatlas.models import Chat, ChatMessage
+from codeatlas.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STOP_TTL = 300  # seconds a stop flag outlives the request that set it
+
+
+@dataclass(frozen=True, slots=True)
+class TurnJob:
+    chat_id: int
+    project_id: int | None
+    user_id: int
+    question_id: int
+    message_id: int
+    question: str
+    request_id: str
+
+
+@dataclass(slots=True)
+class TurnState:
+    pieces: list[str] = field(default_factory=list)
+    prompt: Prompt | None = None
+    outcome: StreamOutcome = field(default_factory=StreamOutcome)
+
+    @property
+    def content(self) -> str:
+        return "".join(self.pieces)
+
+    def usage(self) -> Usage | None:
+        if self.outcome.usage is not None:
+            return self.outcome.usage
+        if self.prompt is None:
+            return None
+        # The server reported none (llama.cpp ignores stream_options.include_usage): the
+        # prompt is estimated from its characters, the answer counted one token per piece.
+        return Usage(math.ceil(self.prompt.chars / 4), len(self.pieces), estimated=True)
+
+
+def stop_key(settings: Settings, message_id: int) -> str:
+    return redis_key(settings, "chat", "stop", message_id)
+
+
+async def publish(app: FastAPI, user_id: int, type_: str, data: dict[str, Any]) -> None:
+    """One WS event to every socket of the user, on any API process (the ws domain's fan-out)."""
+    from codeatlas.ws.events import publish_event
+
+    redis: aioredis.Redis | None = getattr(app.state, "redis", None)
+    if redis is None:  # no Redis at all: nobody can be listening (the WS needs it too)
+        return
+    await publish_event(redis, user_id, type_, data, request_id=get_request_id())
+
+
+class TurnManager:
+    """The answers this process is generating, by assistant message id."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.settings: Settings = app.state.settings
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._stops: dict[int, asyncio.Event] = {}
+        self._closing = False
+
+    @property
+    def db(self) -> Database:
+        db: Database = self.app.state.db
+        return db
+
+    @property
+    def redis(self) -> aioredis.Redis | None:
+        return getattr(self.app.state, "redis", None)
+
+    def active(self) -> list[int]:
+        return list(self._tasks)
+
+    def spawn(self, job: TurnJob) -> None:
+        if self._closing:
+            raise RuntimeError("shutting down")
+        with bind_request_id(job.request_id):  # the task and its callback copy this context
+            self._stops[job.message_id] = asyncio.Event()
+            task = asyncio.create_task(self._run(job), name=f"chat-turn-{job.message_id}")
+            self._tasks[job.message_id] = task
+            task.add_done_callback(lambda t: self._done(job, t))
+
+    async def start(self, job: TurnJob) -> None:
+        """:meth:`spawn` as a coroutine, for Starlette's background tasks (which would run a
+        plain function in a thread, outside the event loop)."""
+        self.spawn(job)
+
+    def _done(self, job: TurnJob, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(job.message_id, None)
+        self._stops.pop(job.message_id, None)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            logger.error(
+                "chat turn %s failed unexpectedly",
+                job.message_id,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            sentry_sdk.capture_exception(exc)
+
+    async def stop(self, message_id: int) -> None:
+        """Ask the turn generating ``message_id`` to stop, wherever it runs."""
+        event = self._stops.get(message_id)
+        if event is not None:
+            event.set()
+        if self.redis is not None:
+            try:
+                await self.redis.set(stop_key(self.settings, message_id), b"1", ex=STOP_TTL)
+            except REDIS_DOWN as exc:
+                if event is None:
+                    raise
+                logger.warning("stop flag not written to Redis (%s); stopped locally", exc)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- one turn -----------------------------------------------------------------------------
+
+    async def _watch_stop(self, message_id: int, stop: asyncio.Event) -> None:
+        if self.redis is None:
+            return
+        name = stop_key(self.settings, message_id)
+        while not stop.is_set():
+            try:
+                if await self.redis.exists(name):
+                    stop.set()
+                    return
+            except REDIS_DOWN as exc:
+                logger.warning("cannot read the stop flag (%s)", exc)
+            await asyncio.sleep(self.settings.chat_stop_poll_interval)
+
+    async def _run(self, job: TurnJob) -> None:
+        state = TurnState()
+        stop = self._stops.get(job.message_id) or asyncio.Event()
+        logger.info("chat turn started: chat %s, message %s", job.chat_id, job.message_id)
+        started = time.perf_counter()
+        helpers: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._watch_stop(job.message_id, stop))
+        ]
+        status, error = "error", AppError("Internal error", error_code="INTERNAL_ERROR")
+        gen: asyncio.Task[None] | None = None
+        try:
+            gen = asyncio.create_task(self._generate(job, state))
+            helpers.append(stopper := asyncio.create_task(stop.wait()))
+            await asyncio.wait({gen, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if gen.done():
+                gen.result()  # an AppError or a bug: raised here
+                status = "complete"
+            else:
+                gen.cancel()
+                await asyncio.wait({gen})
+                if not gen.cancelled() and gen.exception() is None:
+                    status = "complete"  # finished in the same instant
+                else:
+                    status = "stopped"
+        except AppError as exc:
+            error = exc
+        except asyncio.CancelledError:
+            error = AppError("The server shut down during the answer", error_code="INTERRUPTED")
+            raise
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            if gen is not None and not gen.done():
+                gen.cancel()
+                await asyncio.wait({gen})
+            # Shielded: a shut-down must not leave the message `streaming` forever.
+            await asyncio.shield(self._finish(job, state, status, error))
+            logger.info(
+                "chat turn %s: %s in %.0f ms (%d pieces)",
+                job.message_id,
+                status if status != "error" else f"error {error.error_code}",
+                (time.perf_counter() - started) * 1000,
+                len(state.pieces),
+            )
+
+    async def _generate(self, job: TurnJob, state: TurnState) -> None:
+        client: LLMClient | None = getattr(self.app.state, "llm", None)
+        if client is None:
+            raise LLMNotConfigured()
+        async with self.db.session() as session:
+            async with atomic(session):
+                await session.execute(
+                    update(ChatMessage)
+                    .where(ChatMessage.id == job.message_id)
+                    .values(status="streaming")
+                )
+            past = await history(
+                session, job.chat_id, job.question_id, self.settings.chat_history_messages
+            )
+            hits = await retrieve(
+                session,
+                self.app.state.knowledge,
+                self.settings,
+                job.user_id,
+                job.project_id,
+                job.question,
+            )
+        state.prompt = build_prompt(self.settings, job.question, past, hits)
+        logger.info(
+            "prompt: %d chars, %d citations, %d history messages",
+            state.prompt.chars,
+            len(state.prompt.cited),
+            state.prompt.history_used,
+        )
+        last_save = time.monotonic()
+        stream = client.stream_chat(state.prompt.messages, state.outcome)
+        async with aclosing(stream) as pieces:
+            async for text in pieces:
+                index = len(state.pieces)
+                state.pieces.append(text)
+                await publish(
+                    self.app,
+                    job.user_id,
+                    "chat.token",
+                    {
+                        "chat_id": job.chat_id,
+                        "message_id": job.message_id,
+                        "index": index,
+                        "text": text,
+                    },
+                )
+                if time.monotonic() - last_save >= self.settings.chat_save_interval:
+                    await self._save(job.message_id, {"content": state.content})
+                    last_save = time.monotonic()
+
+    async def _save(self, message_id: int, values: dict[str, Any]) -> None:
+        async with self.db.session() as session, atomic(session):
+            await session.execute(
+                update(ChatMessage).where(ChatMessage.id == message_id).values(**values)
+            )
+
+    async def _finish(self, job: TurnJob, state: TurnState, status: str, error: AppError) -> None:
+        usage = state.usage()
+        citations = state.prompt.citations() if state.prompt is not None else []
+        values: dict[str, Any] = {
+            "content": state.content,
+            "status": status,
+            "citations": citations,
+            "error_code": error.error_code if status == "error" else None,
+            "prompt_tokens": usage.prompt_tokens if usage else None,
+            "completion_tokens": usage.completion_tokens if usage else None,
+            "usage_estimated": bool(usage and usage.estimated),
+        }
+        await self._save(job.message_id, values)
+        async with self.db.session() as session, atomic(session):
+            await session.execute(
+                update(Chat).where(Chat.id == job.chat_id).values(updated_at=utcnow())
+            )
+        base = {"chat_id": job.chat_id, "message_id": job.message_id}
+        if status == "error":
+            logger.warning("chat turn %s ended with %s", job.message_id, error.error_code)
+            data = {**base, "error_code": error.error_code, "message": error.message}
+            await self._publish_final(job, "chat.error", data)
+        else:
+            data = {
+                **base,
+                "status": status,
+                "usage": usage.as_dict() if usage else None,
+                "citations": citations,
+            }
+            await self._publish_final(job, "chat.done", data)
+
+    async def _publish_final(self, job: TurnJob, type_: str, data: dict[str, Any]) -> None:
+        try:
+            await publish(self.app, job.user_id, type_, data)
+        except REDIS_DOWN as exc:  # the stored message still says how the turn ended
+            logger.error("could not publish %s for message %s: %s", type_, job.message_id, exc)
