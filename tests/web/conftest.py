@@ -175,8 +175,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         controller.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module, not per session: Playwright's sync API keeps an event loop marked running
+    # in this thread while it is started, which would break later asyncio tests.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

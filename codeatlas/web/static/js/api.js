@@ -46,7 +46,11 @@ async function raw(method, path, { body, form, auth = true, headers = {} } = {})
   let payload;
   if (form) payload = form;
   else if (body !== undefined) { h["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
-  const res = await fetch(BASE + path, { method, headers: h, body: payload, credentials: "same-origin" });
+  // referrerPolicy same-origin: under a no-referrer page policy a POST would carry
+  // "Origin: null", and the session endpoints check the Origin.
+  const res = await fetch(BASE + path, {
+    method, headers: h, body: payload, credentials: "same-origin", referrerPolicy: "same-origin",
+  });
   let data = null;
   const type = res.headers.get("Content-Type") || "";
   if (res.status !== 204 && type.includes("application/json")) data = await res.json();

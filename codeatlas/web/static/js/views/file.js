@@ -52,7 +52,7 @@ export async function fileView(projectId, documentId) {
   const syms = doc.symbols || [];
   symbols.replaceChildren(...(syms.length ? syms.map((s) => h("li", {},
     link(`#L${s.start_line}-L${s.end_line}`, (s.parent ? s.parent + "." : "") + s.name, { class: "symbol-link" }),
-    " ", h("span", { class: "kind", text: s.kind }))) : [h("li", { class: "muted" }, doc.status === "indexed" ? "No symbols." : "Not parsed yet.")]));
+    " ", h("span", { class: "kind", text: s.kind }))) : [h("li", { class: "muted" }, ["indexed", "parsed", "searchable"].includes(doc.status) ? "No symbols." : "Not parsed yet.")]));
 
   function select(scroll) {
     code.querySelectorAll(".line.hl").forEach((el) => el.classList.remove("hl"));

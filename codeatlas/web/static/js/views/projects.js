@@ -258,21 +258,19 @@ function indexingPanel(projectId, reloadTree, stops) {
     h("h2", { id: "ix-h", text: "Indexing" }), summary, filesBar, h("p", { class: "muted", id: "index-chunks" }), chunksBar, errors);
   let timer = null;
   let stopped = false;
-  let lastPending = -1;
+  let lastPending = "";
 
   async function status() {
     if (hasFeature("indexing")) return api("GET", `/projects/${projectId}/indexing`);
-    {
-      // Servers without the indexing endpoint: count the files' states instead.
-      const files = await allFiles(projectId);
-      const count = (s) => files.filter((f) => f.status === s).length;
-      return {
-        files: { total: files.length, parsed: count("indexed"), searchable: count("indexed"), failed: count("failed"),
-          pending: count("pending") + count("processing") },
-        chunks: null, eta_seconds: null,
-        errors: files.filter((f) => f.status === "failed").map((f) => ({ document_id: f.id, path: f.path, error: f.error })),
-      };
-    }
+    // Servers without the indexing endpoint: count the files' states instead.
+    const files = await allFiles(projectId);
+    const count = (...states) => files.filter((f) => states.includes(f.status)).length;
+    return {
+      files: { total: files.length, parsed: count("parsed"), searchable: count("searchable", "indexed"),
+        failed: count("failed"), pending: count("pending", "processing") },
+      chunks: null, eta_seconds: null,
+      errors: files.filter((f) => f.status === "failed").map((f) => ({ document_id: f.id, path: f.path, error: f.error })),
+    };
   }
 
   async function refresh() {
@@ -281,13 +279,15 @@ function indexingPanel(projectId, reloadTree, stops) {
     try {
       const s = await status();
       const f = s.files;
-      const done = f.total - f.pending;
+      // a file is done once searchable (or failed); parsed files still wait for their vectors
+      const done = f.searchable + f.failed;
       filesBar.max = Math.max(1, f.total);
       filesBar.value = done;
-      const complete = f.total > 0 && f.pending === 0;
+      const complete = f.total > 0 && done >= f.total;
       summary.textContent = f.total === 0 ? "No files yet."
         : complete ? `Indexing complete: ${f.searchable} of ${f.total} files searchable${f.failed ? `, ${f.failed} failed` : ""}.`
-          : `Indexing: ${done} of ${f.total} files done${s.eta_seconds ? `, about ${Math.ceil(s.eta_seconds)} s left` : ""}…`;
+          : `Indexing: ${f.searchable} of ${f.total} files searchable, ${f.parsed} parsed, ${f.pending} waiting`
+            + `${s.eta_seconds ? `, about ${Math.ceil(s.eta_seconds)} s left` : ""}…`;
       el.dataset.complete = complete ? "true" : "false";
       const chunkText = el.querySelector("#index-chunks");
       if (s.chunks) {
@@ -297,16 +297,16 @@ function indexingPanel(projectId, reloadTree, stops) {
         chunkText.textContent = `${s.chunks.embedded} of ${s.chunks.total} chunks embedded`;
       } else { chunksBar.hidden = true; chunkText.textContent = ""; }
       errors.replaceChildren(...(s.errors || []).map((e) => h("li", {}, h("strong", { text: e.path }), ": ", e.error || "failed")));
-      if (f.pending !== lastPending) { lastPending = f.pending; reloadTree(); }
-      const busy = f.pending > 0 || (s.chunks && s.chunks.embedded < s.chunks.total);
-      if (busy) timer = setTimeout(refresh, isLive() ? 5000 : 1500);
+      const key = `${f.total}/${f.pending}/${f.failed}`;
+      if (key !== lastPending) { lastPending = key; reloadTree(); }
+      if (!complete && f.total > 0) timer = setTimeout(refresh, isLive() ? 3000 : 1500);
     } catch (err) {
       summary.textContent = errorText(err);
       timer = setTimeout(refresh, 5000);
     }
   }
   const kick = (data) => { if (!data.project_id || Number(data.project_id) === projectId) refresh(); };
-  stops.push(on("document.indexed", kick), on("job.progress", kick), () => { stopped = true; clearTimeout(timer); });
+  stops.push(on("document.indexed", kick), on("document.failed", kick), on("job.progress", kick), () => { stopped = true; clearTimeout(timer); });
   return { el, refresh };
 }
 
