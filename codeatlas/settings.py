@@ -29,9 +29,6 @@ from codeatlas.rendering.config import RenderingSettings
 from codeatlas.security.config import SecuritySettings
 from codeatlas.web.config import WebSettings
 from codeatlas.ws.config import WebSocketSettings
-from codeatlas.web.config import WebSettings
-from codeatlas.ws.config import WebSocketSettings
-from codeatlas.security.config import SecuritySettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
@@ -54,10 +51,6 @@ class Settings(
     WebSocketSettings,
     LLMSettings,
     MetricsSettings,
-    WebSettings,
-    WebSocketSettings,
-    SecuritySettings,
-    LLMSettings,
     BaseSettings,
 ):
     """Typed, documented settings. Every field is an environment variable.
