@@ -52,7 +52,7 @@ def served(db: Database, tmp_path: Path) -> Iterator[tuple[str, Settings, Path]]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         while True:
             assert proc.poll() is None, log.read_text()
             try:

@@ -49,7 +49,7 @@ async def test_serve_creates_schema_with_alembic(empty_url: str, tmp_path: Path)
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         async with httpx.AsyncClient() as c:
             while True:
                 assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
