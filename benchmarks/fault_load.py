@@ -248,9 +248,9 @@ async def main() -> int:
     print()
     print(
         "| scenario | requests | 5xx (not 503) | 503 | uploads accepted | jobs lost "
-        "| jobs duplicated | recovery s |"
+        "| jobs duplicated | backlog at return | first job done s | backlog drained s |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     ok = True
     for r in results:
         rec = "not recovered" if r["recover_s"] is None else f"{r['recover_s']:.1f}"
