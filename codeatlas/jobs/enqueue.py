@@ -30,6 +30,7 @@ from codeatlas.core.context import bind_request_id, get_request_id
 from codeatlas.db.base import utcnow
 from codeatlas.jobs.actors import ActorSpec, get_spec
 from codeatlas.jobs.middleware import (
+    LeaseHeld,
     current_job_id,
     describe_error,
     give_up,
@@ -106,7 +107,10 @@ async def run_inline(runtime: JobRuntime, spec: ActorSpec, message: Message[Any]
     with bind_request_id(message.options.get("request_id")):
         token = current_job_id.set(message.message_id)
         try:
-            attempt = await mark_running(runtime, message)
+            try:
+                attempt = await mark_running(runtime, message)
+            except LeaseHeld:
+                return  # inline (dev) jobs run once; another attempt is running it
             if attempt is None:
                 return
             try:

@@ -65,6 +65,10 @@ def describe_error(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + "..."
 
 
+class LeaseHeld(Exception):
+    """Another attempt of this job holds a live lease: this copy must wait, not run."""
+
+
 # -- the jobs table ---------------------------------------------------------------------------
 
 
@@ -117,6 +121,8 @@ async def _mark_running(runtime: JobRuntime, message: Message[Any] | MessageProx
         status = await session.scalar(
             select(Job.status).where(Job.message_id == message.message_id)
         )
+        if status == JobStatus.RUNNING.value:
+            raise LeaseHeld(message.message_id)
         if status is not None:
             logger.info("job %s is %s: not running it again", message.message_id, status)
             return None
@@ -323,9 +329,12 @@ class JobTracking(Middleware):
         self._local.attempt = None
         try:
             attempt = self._run(mark_running(self.runtime, message))
-        except DB_UNAVAILABLE as exc:
+        except (*DB_UNAVAILABLE, LeaseHeld) as exc:
+            # A copy that arrives while another attempt holds the lease waits its turn the
+            # same way: dropping it would leave the job to the lease's expiry if that attempt
+            # already ended without being able to record it.
             self._defer(broker, message, exc)
-            raise SkipMessage(f"job {message.message_id}: database away, deferred") from exc
+            raise SkipMessage(f"job {message.message_id}: deferred ({exc!r})") from exc
         if attempt is None:
             raise SkipMessage(f"job {message.message_id} is cancelled, running or done")
         self._local.attempt = attempt
@@ -340,7 +349,7 @@ class JobTracking(Middleware):
             settings.jobs_min_backoff_ms * 2 ** min(deferrals, 16),
         )
         logger.warning(
-            "job %s (%s): database away (%s); sent back for %d ms",
+            "job %s (%s): cannot start now (%s); sent back for %d ms",
             message.message_id,
             message.actor_name,
             describe_error(exc),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from codeatlas.db.base import utcnow
 from codeatlas.db.session import Database, atomic
 from codeatlas.models import Job
 from codeatlas.settings import Settings
@@ -48,6 +50,8 @@ async def _seed(db: Database) -> list[Job]:
                 project_id=1 + i % 2,
                 document_id=100 + i,
                 progress=0,
+                # A live worker's lease: the relay's reaper must leave it alone.
+                lease_until=utcnow() + timedelta(hours=1) if status == "running" else None,
             )
             s.add(job)
             jobs.append(job)
