@@ -79,14 +79,17 @@ def _asyncpg_connection_error(exc: BaseException) -> bool:
         import asyncpg
     except ImportError:  # pragma: no cover - asyncpg is a dependency
         return False
-    return isinstance(
+    if isinstance(
         exc,
         asyncpg.PostgresConnectionError
-        | asyncpg.InterfaceError
+        | asyncpg.ConnectionDoesNotExistError
         | asyncpg.CannotConnectNowError
         | asyncpg.AdminShutdownError
         | asyncpg.TooManyConnectionsError,
-    )
+    ):
+        return True
+    # Other InterfaceErrors are misuse (a released connection, a concurrent operation): bugs.
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc).lower()
 
 
 def classify(exc: BaseException) -> Outage | None:

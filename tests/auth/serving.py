@@ -53,7 +53,7 @@ def serving(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 180  # generous: a busy CI machine starts slowly
         while True:
             assert proc.poll() is None, log.read_text()
             try:

@@ -49,7 +49,7 @@ def _serve(team: Team, port: int, redis_url: str) -> subprocess.Popen[bytes]:
 
 
 async def _wait_ready(proc: subprocess.Popen[bytes], port: int) -> None:
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 180  # generous: a busy machine starts `serve` slowly
     async with httpx.AsyncClient() as c:
         while True:
             assert proc.poll() is None, "server exited"
