@@ -66,6 +66,7 @@ def test_the_lock_refuses_a_second_holder_and_names_the_first(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_second_serve_exits_at_once_and_the_first_keeps_working(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -100,6 +101,7 @@ async def test_second_serve_exits_at_once_and_the_first_keeps_working(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_a_killed_serve_leaves_orphans_the_next_serve_stops(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:

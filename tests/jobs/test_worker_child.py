@@ -71,6 +71,7 @@ async def _wait_for(db: Database, predicate: str, timeout: float) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_a_killed_worker_child_is_replaced_and_its_jobs_finish_once(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -140,6 +141,7 @@ def _search(conn: Pinned, headers: dict[str, str], query: str) -> tuple[int, dic
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_two_api_workers_reach_the_one_vector_store(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
