@@ -29,6 +29,7 @@ from tests.conftest import free_port
 from tests.core.serve_process import (
     children_named,
     embedded_env,
+    eventually_ready,
     gone,
     running_serve,
     serve_command,
@@ -91,7 +92,7 @@ async def test_second_serve_exits_at_once_and_the_first_keeps_working(
             assert step not in output, output
         # The first server's processes were not touched, and it still works end to end.
         assert psutil.pid_exists(valkey_pid) and psutil.pid_exists(child_pid)
-        assert httpx.get(f"{base}/health/ready", timeout=10).status_code == 200
+        eventually_ready(base)
         owner = await make_user(db)
         project_id = await make_project(db, {owner: ProjectRole.OWNER})
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:

@@ -25,6 +25,7 @@ from tests.code.helpers import make_project, make_user, upload
 from tests.conftest import free_port
 from tests.core.serve_process import (
     embedded_env,
+    eventually_ready,
     gone,
     running_serve,
     serve_command,
@@ -101,7 +102,7 @@ async def test_a_killed_worker_child_is_replaced_and_its_jobs_finish_once(
         assert set(statuses.values()) == {"succeeded"}, statuses
         indexed = select(func.count()).where(CodeDocument.status == "indexed")
         assert await _count(db, indexed) == len(files)
-        assert httpx.get(f"{base}/health/ready", timeout=10).status_code == 200
+        eventually_ready(base)
     assert f"worker child pid {child.pid} exited" in log.read_text()
     # Nothing duplicated: one vector per stored chunk, one chunk row per (document, index).
     chunks = await _count(db, select(func.count()).select_from(CodeChunk))
