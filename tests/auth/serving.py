@@ -53,7 +53,7 @@ def serving(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 300  # serve starts a worker child first
         while True:
             assert proc.poll() is None, log.read_text()
             try:
