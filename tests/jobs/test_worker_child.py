@@ -128,6 +128,19 @@ def _open_paths(pid: int) -> list[str]:
     return found
 
 
+def _pin_both(port: int, pids: list[int], timeout: float = 300) -> dict[int, Pinned]:
+    """A connection to each API process. Until both have finished starting (minutes on a
+    busy machine) only one accepts, so keep trying."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return pinned_per_worker(port, pids)
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2.0)
+
+
 def _vector_store_becomes_ready(conn: Pinned, pid: int, timeout: float = 300) -> None:
     """Never `failed` (before: the second process could not open the store: 503 for good);
     a `timeout` of the 2 s check on a busy machine is retried until it answers `ready`."""
@@ -168,7 +181,7 @@ async def test_two_api_workers_reach_the_one_vector_store(
     env = embedded_env(settings, tmp_path / "data")
     with running_serve(env, tmp_path / "serve.log", workers=2) as (base, serve):
         port = int(base.rsplit(":", 1)[1])
-        conns = pinned_per_worker(port, worker_pids(serve, port, 2))
+        conns = _pin_both(port, worker_pids(serve, port, 2))
         for pid, conn in conns.items():  # both API processes see the store as ready
             _vector_store_becomes_ready(conn, pid)
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
