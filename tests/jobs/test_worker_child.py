@@ -184,10 +184,12 @@ async def test_two_api_workers_reach_the_one_vector_store(
         conns = _pin_both(port, worker_pids(serve, port, 2))
         for pid, conn in conns.items():  # both API processes see the store as ready
             _vector_store_becomes_ready(conn, pid)
+            conn.close()  # uvicorn drops idle keep-alive connections after 5 s anyway
         async with httpx.AsyncClient(base_url=base, timeout=60) as c:
             r = await upload(c, project_id, headers, FILES)
         assert r.status_code == 201, r.text
         query, path = next(iter(MEANING.items()))
+        conns = _pin_both(port, list(conns))
         try:
             for pid, conn in conns.items():  # every API process answers from the one store
                 deadline = time.monotonic() + 600
