@@ -71,6 +71,7 @@ def serve(
     except ServeRefused as exc:
         _fail(str(exc))
     with contextlib.ExitStack() as stack:
+        stack.enter_context(clean_exit_on_sigterm())  # SIGTERM at any point unwinds the stack
         if uses_embedded_state(settings):
             # One embedded instance per data directory: checked before anything is touched.
             try:
@@ -91,7 +92,6 @@ def serve(
             stack.enter_context(worker_child_for_serve(get_settings(), workers))
         except ServeRefused as exc:
             _fail(str(exc))
-        stack.enter_context(clean_exit_on_sigterm())
         uvicorn.run(
             "codeatlas.app:create_app",
             factory=True,

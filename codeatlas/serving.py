@@ -179,7 +179,11 @@ def worker_child_for_serve(settings: Settings, workers: int) -> Iterator[WorkerC
     threads = settings.in_process_worker_threads
     sock = socket_path(settings)
     child = WorkerChild(settings, threads, sock)
-    child.start()
+    try:
+        child.start()
+    except BaseException:  # SIGTERM (SystemExit) or a failed start: never leave it running
+        child.stop()
+        raise
     saved = {k: os.environ.get(k) for k in ("VECTOR_STORE_SOCKET", "EMBEDDED_WORKER_THREADS")}
     # Inherited by uvicorn's processes: they proxy the store and run no job threads.
     os.environ["VECTOR_STORE_SOCKET"] = str(sock)

@@ -53,7 +53,7 @@ def serving(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 180  # generous: a busy CI machine starts slowly
+        deadline = time.monotonic() + 300  # serve starts a worker child first
         while True:
             assert proc.poll() is None, log.read_text()
             try:
@@ -112,39 +112,21 @@ class Pinned:
         self.conn.close()
 
 
-def pinned_per_worker(port: int, workers: list[int], timeout: float = 120) -> dict[int, Pinned]:
-    """A connection to each worker process.
-
-    The kernel decides which worker accepts, and an idle worker whose loop wakes first may
-    win many times in a row (more so on a busy machine), so keep opening connections, some
-    of them several at once, until every worker has been hit or a generous deadline passes.
-    """
+def pinned_per_worker(port: int, workers: list[int], tries: int = 60) -> dict[int, Pinned]:
+    """A connection to each worker process (the kernel decides who accepts, so keep trying)."""
     found: dict[int, Pinned] = {}
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while time.monotonic() < deadline:
-        attempt += 1
-        # Bursts of connections opened before any request: accepted while a worker is
-        # still busy with the previous one, the next lands on another worker.
-        burst = [Pinned(port) for _ in range(1 + attempt % 4)]
-        for conn in burst:
-            conn.conn.request("GET", "/health/live")
-        for conn in burst:
-            conn.conn.getresponse().read()
-            pid = conn.server_pid(workers)
-            if pid in found:
-                conn.close()
-            else:
-                found[pid] = conn
+    for _ in range(tries):
+        conn = Pinned(port)
+        conn.conn.request("GET", "/health/live")
+        conn.conn.getresponse().read()
+        pid = conn.server_pid(workers)
+        if pid in found:
+            conn.close()
+        else:
+            found[pid] = conn
         if len(found) == len(workers):
             return found
-        time.sleep(0.01 * (attempt % 5))
-    for conn in found.values():
-        conn.close()
-    raise AssertionError(
-        f"after {attempt} attempts in {timeout:g}s connections reached only {list(found)} "
-        f"of workers {workers}"
-    )
+    raise AssertionError(f"connections reached only {list(found)} of workers {workers}")
 
 
 def worker_pids(

@@ -67,6 +67,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+def eventually_ready(base: str, timeout: float = 300) -> None:
+    """Readiness answers 200 within the deadline (its 2 s checks can time out on a busy
+    machine; a component that is really down never answers 200)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            r = httpx.get(f"{base}/health/ready", timeout=10)
+            if r.status_code == 200:
+                return
+            last = r.text
+        except httpx.TransportError as exc:
+            last = repr(exc)
+        assert time.monotonic() < deadline, last
+        time.sleep(1.0)
+
+
 @contextmanager
 def running_serve(
     env: dict[str, str], log: Path, *, workers: int = 1

@@ -29,6 +29,7 @@ from tests.conftest import free_port
 from tests.core.serve_process import (
     children_named,
     embedded_env,
+    eventually_ready,
     gone,
     running_serve,
     serve_command,
@@ -66,6 +67,7 @@ def test_the_lock_refuses_a_second_holder_and_names_the_first(tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_second_serve_exits_at_once_and_the_first_keeps_working(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:
@@ -74,21 +76,23 @@ async def test_second_serve_exits_at_once_and_the_first_keeps_working(
     with running_serve(env, tmp_path / "first.log") as (base, first):
         valkey_pid = _valkey_pid(data_dir)
         child_pid = children_named(first.pid, "codeatlas.worker_child")[0].pid
-        started = time.monotonic()
         second = subprocess.run(
-            serve_command(free_port()), env=env, capture_output=True, timeout=120
+            serve_command(free_port()),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=600,
         )
-        elapsed = time.monotonic() - started
-        message = second.stderr.decode()
-        assert second.returncode == 1, message
-        assert f"pid {first.pid}" in message and str(data_dir.resolve()) in message
-        # It stopped before migrating, starting Valkey or a worker child (each takes seconds;
-        # the bound is loose on purpose: it only rules out "started, then failed on the port").
-        assert elapsed < 60, elapsed
-        assert "Valkey" not in message and "worker child" not in message
+        output = second.stdout.decode()
+        assert second.returncode == 1, output
+        assert f"pid {first.pid}" in output and str(data_dir.resolve()) in output
+        # It stopped before migrating, stopping or starting Valkey, or starting a child (each
+        # of which logs at INFO).
+        for step in ("alembic", "Valkey", "worker child", "Uvicorn"):
+            assert step not in output, output
         # The first server's processes were not touched, and it still works end to end.
         assert psutil.pid_exists(valkey_pid) and psutil.pid_exists(child_pid)
-        assert httpx.get(f"{base}/health/ready", timeout=10).status_code == 200
+        eventually_ready(base)
         owner = await make_user(db)
         project_id = await make_project(db, {owner: ProjectRole.OWNER})
         async with httpx.AsyncClient(base_url=base, timeout=30) as c:
@@ -100,6 +104,7 @@ async def test_second_serve_exits_at_once_and_the_first_keeps_working(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_a_killed_serve_leaves_orphans_the_next_serve_stops(
     settings: Settings, db: Database, tmp_path: Path
 ) -> None:

@@ -52,7 +52,7 @@ def served(db: Database, tmp_path: Path) -> Iterator[tuple[str, Settings, Path]]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # serve + worker child on a busy machine
         while True:
             assert proc.poll() is None, log.read_text()
             try:
@@ -72,6 +72,7 @@ def served(db: Database, tmp_path: Path) -> Iterator[tuple[str, Settings, Path]]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_serve_embeds_uploads_in_its_worker_child(
     served: tuple[str, Settings, Path], db: Database
 ) -> None:
