@@ -102,6 +102,27 @@ class AuthSettings(BaseModel):
     rate_limit_login: str = Field(
         "30/minute", description="SlowAPI limit per client IP on /auth/login and /auth/token."
     )
+    admin_basic_failures_per_ip: int = Field(
+        5,
+        description=(
+            "Wrong ADMIN_BASIC_* logins per client IP inside LOGIN_FAILURE_WINDOW_SECONDS; the "
+            "next basic-auth attempt from that IP gets 429."
+        ),
+    )
+    password_change_failures_per_account: int = Field(
+        5,
+        description=(
+            "Wrong current passwords on POST /auth/me/password per account inside "
+            "LOGIN_FAILURE_WINDOW_SECONDS; the next attempt gets 429 (whatever the IP)."
+        ),
+    )
+    verification_emails_per_address: int = Field(
+        3,
+        description=(
+            "Verification e-mails sent to one address per hour (register and resend); past it "
+            "the answer stays the same but no e-mail is sent."
+        ),
+    )
     rate_limit_register: str = Field(
         "10/hour", description="SlowAPI limit per client IP on /auth/register."
     )

@@ -151,3 +151,45 @@ async def record_success(limits: RateLimits, rules: LoginRules) -> None:
     """A proven password clears that pair's failures (not the account's: other addresses'
     guesses are still guesses)."""
     await limits.clear(rules.pair)
+
+
+# -- other guessable secrets (issue 11, finding 4) ---------------------------------------------
+
+
+def _refuse(retry_after: int, what: str) -> RateLimited:
+    retry_after = max(1, retry_after)
+    return RateLimited(
+        f"Too many failed {what}; try again later",
+        headers={"Retry-After": str(retry_after)},
+        details={"retry_after": retry_after},
+    )
+
+
+async def guarded_failures(limits: RateLimits, limit_rule: Rule, what: str) -> None:
+    """429 if `limit_rule` already counts its limit of failures (nothing is counted here)."""
+    [(count, ttl)] = await limits.peek(limit_rule)
+    if count >= limit_rule.limit:
+        raise _refuse(ttl, what)
+
+
+def admin_basic_rule(settings: Settings, ip: str) -> Rule:
+    window = settings.login_failure_window_seconds
+    return rule(settings, settings.admin_basic_failures_per_ip, window, "admin-basic", "ip", ip)
+
+
+def password_change_rule(settings: Settings, user_id: int) -> Rule:
+    window = settings.login_failure_window_seconds
+    limit = settings.password_change_failures_per_account
+    return rule(settings, limit, window, "password-change", "user", user_id)
+
+
+def verification_mail_rule(settings: Settings, email: str) -> Rule:
+    limit = settings.verification_emails_per_address
+    return rule(settings, limit, 3600, "verify-mail", "to", account_id(email))
+
+
+async def may_send_verification(limits: RateLimits, settings: Settings, email: str) -> bool:
+    """Count one e-mail to `email`; False past the hourly limit (the caller stays silent)."""
+    limit_rule = verification_mail_rule(settings, email)
+    [(count, _)] = await limits.hit(limit_rule)
+    return count <= limit_rule.limit

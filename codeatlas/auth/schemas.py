@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from codeatlas.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from codeatlas.security.types import PlainText
 
 
 class AuthError(StrEnum):
@@ -29,7 +30,7 @@ AnyPassword = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 # Login takes any string up to the RFC 5321 limit: a malformed address is just an unknown one
 # (401 BAD_CREDENTIALS), so validation answers reveal nothing.
 LoginEmail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PlainText]
 # SQLite returns naive datetimes for DateTime(timezone=True) columns; they were stored as UTC,
 # so both databases give clients the same `...Z` timestamps.
 UtcDatetime = Annotated[

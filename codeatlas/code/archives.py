@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import IO, Literal, Self, cast
 
 from codeatlas.code.errors import (
     ArchiveInvalid,
@@ -210,6 +210,8 @@ def _expand_zip(
             budget.entry()
             # orig_filename: zipfile cuts `filename` at a NUL, hiding it from the validator.
             name = info.orig_filename
+            if not name:  # ZipInfo.is_dir() would fail on it (was a 500)
+                raise _refuse("empty path", name, budget.archive)
             mode = info.external_attr >> 16
             if stat.S_ISLNK(mode):
                 raise _refuse("symlink entry", name, budget.archive)
@@ -229,6 +231,29 @@ def _expand_zip(
                 size, sha, head = _copy(src, dest, name, info.file_size, budget, produced)
             produced += size
             yield ArchiveEntry(name, path, warning, dest, size, sha, head)
+
+
+class _NulInName(Exception):
+    pass
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """A tar header whose name field has bytes after a NUL is refused: tarfile cuts the name
+    at the first NUL, so `x.py\\0.txt` would be stored as `x.py` without the validator ever
+    seeing the NUL (the name and ustar prefix fields; pax names keep their NUL and reach the
+    validator)."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        fields = [buf[0:100], buf[157:257]]  # name, linkname
+        if buf[257:265] == b"ustar\x0000":  # POSIX ustar: the prefix field
+            fields.append(buf[345:500])
+        for field in fields:
+            cut = field.find(b"\0")
+            if cut != -1 and field[cut:].strip(b"\0"):
+                shown = field.rstrip(b"\0").decode("utf-8", "backslashreplace")
+                raise _NulInName(shown.replace("\0", "\\x00"))
+        return super().frombuf(buf, encoding, errors)
 
 
 class _CappedReader:
@@ -283,33 +308,42 @@ def _expand_tar_gz(
     cap = limits.max_total_bytes + (4 * limits.max_files + 1000) * 2048 + (1 << 20)
     with gzip.open(archive, "rb") as gz:
         reader = cast(IO[bytes], _CappedReader(gz, budget, cap))
-        with tarfile.open(fileobj=reader, mode="r:") as tf:
-            produced = 0
-            # Iterate member by member: getmembers() would skip (decompress) every
-            # member's data before we could look at its declared size.
-            while (member := tf.next()) is not None:
-                budget.entry()
-                name = member.name
-                if member.issym() or member.islnk():
-                    raise _refuse("link entry", name, budget.archive)
-                if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
-                    raise _refuse("device or special-file entry", name, budget.archive)
-                if member.isdir():
-                    continue
-                if not member.isreg():
-                    raise _refuse("unsupported entry type", name, budget.archive)
-                if member.issparse():
-                    raise ArchiveInvalid(
-                        f"{name!r} is a sparse file", details={"archive": budget.archive}
-                    )
-                budget.file(name, member.size)
-                budget.add(member.size)
-                path, warning = _checked(check_path, name, budget.archive)
-                src = tf.extractfile(member)
-                if src is None:
-                    raise ArchiveInvalid(f"{name!r} cannot be read")
-                dest = new_path()
-                with src:
-                    size, sha, head = _copy(src, dest, name, member.size, budget, produced)
-                produced += size
-                yield ArchiveEntry(name, path, warning, dest, size, sha, head)
+        try:
+            yield from _tar_members(reader, new_path, check_path, budget)
+        except _NulInName as exc:
+            raise _refuse("NUL byte", str(exc), budget.archive) from None
+
+
+def _tar_members(
+    reader: IO[bytes], new_path: Callable[[], Path], check_path: PathCheck, budget: _Budget
+) -> Iterator[ArchiveEntry]:
+    with tarfile.open(fileobj=reader, mode="r:", tarinfo=_StrictTarInfo) as tf:
+        produced = 0
+        # Iterate member by member: getmembers() would skip (decompress) every
+        # member's data before we could look at its declared size.
+        while (member := tf.next()) is not None:
+            budget.entry()
+            name = member.name
+            if member.issym() or member.islnk():
+                raise _refuse("link entry", name, budget.archive)
+            if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
+                raise _refuse("device or special-file entry", name, budget.archive)
+            if member.isdir():
+                continue
+            if not member.isreg():
+                raise _refuse("unsupported entry type", name, budget.archive)
+            if member.issparse():
+                raise ArchiveInvalid(
+                    f"{name!r} is a sparse file", details={"archive": budget.archive}
+                )
+            budget.file(name, member.size)
+            budget.add(member.size)
+            path, warning = _checked(check_path, name, budget.archive)
+            src = tf.extractfile(member)
+            if src is None:
+                raise ArchiveInvalid(f"{name!r} cannot be read")
+            dest = new_path()
+            with src:
+                size, sha, head = _copy(src, dest, name, member.size, budget, produced)
+            produced += size
+            yield ArchiveEntry(name, path, warning, dest, size, sha, head)

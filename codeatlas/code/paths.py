@@ -13,6 +13,12 @@ reason in ``details``. It rejects:
 * ``..`` segments and dot-only segments (``...``, which Windows reads as ``..``);
 * the same tricks hidden behind percent-encoding (``..%2F``, ``%2e%2e``, ``%252e``: decoded
   repeatedly) or Unicode compatibility forms (fullwidth dots and solidus, U+FF0E and U+FF0F);
+* (issue 11) a leading ``~`` segment (``~/.ssh/id_rsa``, ``~root/x``: a shell or client
+  expands it to a home directory); ``..;`` and other dot-only segments carrying a ``;``
+  path parameter (Tomcat and some proxies strip it); a URL scheme prefix (``file:///etc``);
+  Windows device names (``CON``, ``nul.txt``, ``a/COM1/b.py``: opening one on Windows opens
+  the device); Unicode look-alikes of ``/``, ``\\`` and ``.`` (U+2215, U+2044, U+FF0F,
+  U+2024, U+FF0E, U+29F8, U+FE68, U+FF3C …), whether or not NFKC folds them;
 * when the project's directory is given, any path whose resolved location is not inside it
   (``Path.is_relative_to``, never a string prefix: ``/srv/uploads-evil`` is not inside
   ``/srv/uploads``), and any path that crosses an existing symlink, wherever it points.
@@ -48,6 +54,20 @@ _PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
 # something else. (Zero-width joiners stay allowed: emoji in names use them.)
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _BAD_CATEGORIES = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+# Look-alikes of '/', '\\' and '.' that NFKC leaves alone (the ones it folds, like U+FF0F
+# and U+FF0E, are caught by comparing the NFKC form): they display as separators or dots.
+_LOOKALIKES = frozenset(
+    "\u2215\u2044\u29f8\u2571\u29f6\u29c4\u2afd\u1735\u2cc1\u3033"  # slashes
+    "\u29f5\u29f9\u2216\u2572\u29c5\u3035"  # backslashes
+    "\u2024\u2027\u2219\u22c5\u16eb\u0701\u0702\ua4f8"  # dots
+)
+_SEPARATORS_AND_DOTS = "/\\."
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:$")
+_DEVICE_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$"}
+    | {f"{p}{n}" for p in ("COM", "LPT") for n in [*"123456789", "\u00b9", "\u00b2", "\u00b3"]}
+)
 
 PathMode = Literal["enforce", "warn"]
 
@@ -98,9 +118,17 @@ def _check_shape(path: str) -> list[str]:
         raise PathNotAllowed("empty path", path)
     if len(segments) > MAX_DEPTH:
         raise PathNotAllowed(f"deeper than {MAX_DEPTH} directories", path)
+    if segments[0].startswith("~"):
+        raise PathNotAllowed("home-directory segment '~'", path)
+    if _SCHEME.match(segments[0]) and len(segments[0]) > 2:  # `C:` is a drive letter, below
+        raise PathNotAllowed("URL scheme prefix", path)
     for segment in segments:
         if segment == "..":
             raise PathNotAllowed("parent-directory segment '..'", path)
+        if ";" in segment and not segment.split(";", 1)[0].rstrip(". "):
+            raise PathNotAllowed("dot segment with a ';' parameter", path)
+        if segment.split(".", 1)[0].rstrip(" ").upper() in _DEVICE_NAMES:
+            raise PathNotAllowed("Windows device name", path)
         if not segment.rstrip(". "):
             # Windows drops trailing dots and spaces, so `...` and `.. ` mean `..` there.
             raise PathNotAllowed("dot-only segment", path)
@@ -113,8 +141,17 @@ def _check_shape(path: str) -> list[str]:
     return segments
 
 
+def _check_lookalikes(path: str) -> None:
+    if any(ch in _LOOKALIKES for ch in path):
+        raise PathNotAllowed("Unicode look-alike of '/', '\\' or '.'", path)
+    folded = unicodedata.normalize("NFKC", path)
+    if any(folded.count(ch) != path.count(ch) for ch in _SEPARATORS_AND_DOTS):
+        raise PathNotAllowed("Unicode look-alike of '/', '\\' or '.'", path)
+
+
 def _check_hidden_forms(path: str, segments: list[str]) -> None:
     """Reject traversal or separators that appear only once the path is decoded."""
+    _check_lookalikes(path)
     forms = [path]
     for _ in range(MAX_DECODE_ROUNDS):
         if not _PERCENT.search(forms[-1]):

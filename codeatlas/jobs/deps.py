@@ -10,7 +10,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
+from codeatlas.auth import lockout
 from codeatlas.auth.deps import get_current_user, oauth2_scheme
+from codeatlas.core.ratelimit import client_ip
 from codeatlas.db.session import SessionDep
 from codeatlas.errors import Forbidden, Unauthorized
 from codeatlas.settings import Settings
@@ -33,8 +35,13 @@ async def require_admin(
     """The admin principal (``user:<id>`` or ``basic:<name>``); 401 unknown, 403 not admin."""
     settings: Settings = request.app.state.settings
     if credentials is not None:
+        # issue 11: wrong basic logins are counted per client IP, like failed logins
+        limits = request.app.state.rate_limits
+        failures = lockout.admin_basic_rule(settings, client_ip(request))
+        await lockout.guarded_failures(limits, failures, "administrator logins")
         if settings.admin_basic_enabled and _basic_matches(settings, credentials):
             return f"basic:{credentials.username}"
+        await limits.hit(failures)
         raise Unauthorized("Invalid admin credentials", headers=_challenge(settings))
     if not token:
         raise Unauthorized("Administrator login required", headers=_challenge(settings))

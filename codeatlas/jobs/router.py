@@ -12,6 +12,7 @@ from codeatlas.jobs import service
 from codeatlas.jobs.deps import AdminPrincipal
 from codeatlas.jobs.schemas import JobOut, JobPage
 from codeatlas.models.job import JobStatus
+from codeatlas.security.types import JobIdPath, OptionalIdQuery
 
 router = APIRouter(prefix="/admin/jobs", tags=["admin"], responses=responses(401, 403))
 
@@ -22,8 +23,8 @@ async def list_jobs(
     _: AdminPrincipal,
     status: JobStatus | None = None,
     actor: str | None = None,
-    project_id: int | None = None,
-    document_id: int | None = None,
+    project_id: OptionalIdQuery = None,
+    document_id: OptionalIdQuery = None,
     cursor: Annotated[int | None, Query(description="`next_cursor` of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
 ) -> JobPage:
@@ -38,18 +39,18 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
-async def get_job(job_id: int, session: SessionDep, _: AdminPrincipal) -> JobOut:
+async def get_job(job_id: JobIdPath, session: SessionDep, _: AdminPrincipal) -> JobOut:
     """One job, with its last error."""
     return JobOut.model_validate(await service.get_job(session, job_id))
 
 
 @router.post("/{job_id}/retry", response_model=JobOut, responses=responses(404, 409))
-async def retry_job(job_id: int, session: SessionDep, _: AdminPrincipal) -> JobOut:
+async def retry_job(job_id: JobIdPath, session: SessionDep, _: AdminPrincipal) -> JobOut:
     """Send a `failed` or `dead` job again (same job, fresh retries); it becomes `queued`."""
     return JobOut.model_validate(await service.retry_job(session, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=responses(404, 409))
-async def cancel_job(job_id: int, session: SessionDep, _: AdminPrincipal) -> JobOut:
+async def cancel_job(job_id: JobIdPath, session: SessionDep, _: AdminPrincipal) -> JobOut:
     """Cancel a `queued` (or `retrying`) job: workers skip it when it arrives."""
     return JobOut.model_validate(await service.cancel_job(session, job_id))

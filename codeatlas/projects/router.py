@@ -21,6 +21,7 @@ from codeatlas.projects.schemas import (
     ProjectOut,
     ProjectUpdate,
 )
+from codeatlas.security.types import UserIdPath
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -108,7 +109,7 @@ async def add_member(data: MemberAdd, member: ProjectOwner, session: SessionDep)
     summary="Change a member's role (owner only)",
 )
 async def change_role(
-    user_id: int, data: MemberUpdate, member: ProjectOwner, session: SessionDep
+    user_id: UserIdPath, data: MemberUpdate, member: ProjectOwner, session: SessionDep
 ) -> MemberOut:
     changed, user = await service.change_role(session, member.project_id, user_id, data.role)
     return _member_out(changed, user)
@@ -120,7 +121,7 @@ async def change_role(
     responses=responses(401, 403, 404, 409),
     summary="Remove a member (owner), or leave the project (anyone)",
 )
-async def remove_member(user_id: int, member: ProjectMember, session: SessionDep) -> None:
+async def remove_member(user_id: UserIdPath, member: ProjectMember, session: SessionDep) -> None:
     if user_id != member.user.id and member.role != ProjectRole.OWNER:
         raise Forbidden("Only owners remove other members", details={"role": member.role.value})
     await service.remove_member(session, member.project_id, user_id)

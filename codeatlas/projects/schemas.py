@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from codeatlas.models import ProjectRole
+from codeatlas.security.types import OptionalPlainText, PlainText
 
 
 class ProjectCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Annotated[str, PlainText] = Field(min_length=1, max_length=200)
     description: str = Field("", max_length=10_000)
 
 
 class ProjectUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Annotated[str | None, OptionalPlainText] = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=10_000)
 
 

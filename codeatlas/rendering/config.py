@@ -90,6 +90,27 @@ class RenderingSettings(BaseModel):
             "PAYLOAD_TOO_LARGE. Applies to the API and to render-svc."
         ),
     )
+    render_max_inline_marks: int = Field(
+        5_000,
+        ge=1,
+        description=(
+            "Most Markdown punctuation marks ([ ] * _ ` < & $ | ~ ! \\) outside fenced code "
+            "one input may hold; more answers 422 MARKDOWN_TOO_COMPLEX. The parser's cost "
+            "grows fastest with these (unmatched brackets, emphasis runs; issue 11)."
+        ),
+    )
+    render_max_lines: int = Field(
+        5_000,
+        ge=1,
+        description=(
+            "Most lines outside fenced code one input may hold (each can open a block: "
+            "headings, list items, table rows); more answers 422 MARKDOWN_TOO_COMPLEX."
+        ),
+    )
+    rate_limit_render: str = Field(
+        "120/minute",
+        description="SlowAPI limit per client IP on POST /rendering/markdown (signed-in users).",
+    )
     render_threads: int = Field(
         2,
         ge=1,

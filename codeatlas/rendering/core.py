@@ -141,7 +141,8 @@ class RenderTooLarge(Exception):
 class RenderOptions(BaseModel):
     """Feature switches for one render.  Frozen and hashable (used as a cache key)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # strict: `"linkify": 0` is a type error, not False (issue 11, fuzzing)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     highlight: bool = True
     math: bool = True

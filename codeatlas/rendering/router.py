@@ -7,11 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from codeatlas.auth.deps import CurrentUser
+from codeatlas.core.ratelimit import limiter, setting_limit
 from codeatlas.errors import BadRequest, responses
 from codeatlas.rendering.bodylimit import BoundedBodyRoute, too_large
+from codeatlas.rendering.complexity import check_complexity
 from codeatlas.rendering.core import RenderResult, RenderTooLarge, stylesheet
 from codeatlas.rendering.schemas import STYLE_PATTERN, RenderRequest
 from codeatlas.rendering.service import RenderingService
+from codeatlas.settings import Settings
 
 router = APIRouter(prefix="/rendering", tags=["rendering"], route_class=BoundedBodyRoute)
 
@@ -30,7 +34,7 @@ RenderingServiceDep = Annotated[RenderingService, Depends(get_rendering_service)
 @router.post(
     "/markdown",
     responses={
-        **responses(413),
+        **responses(401, 403, 413, 422, 429),
         200: {
             "headers": {
                 RENDERER_HEADER: {
@@ -46,14 +50,23 @@ RenderingServiceDep = Annotated[RenderingService, Depends(get_rendering_service)
         },
     },
 )
+@limiter.limit(setting_limit("rate_limit_render"))
 async def markdown(
-    body: RenderRequest, service: RenderingServiceDep, response: Response
+    request: Request,
+    body: RenderRequest,
+    service: RenderingServiceDep,
+    response: Response,
+    user: CurrentUser,
 ) -> RenderResult:
     """Render Markdown to sanitised HTML with Pygments-highlighted code (4-A).
 
+    Needs a signed-in user and is rate-limited (RATE_LIMIT_RENDER); input over the size
+    limit gets 413, input over the complexity limits 422 MARKDOWN_TOO_COMPLEX (issue 11).
     Uses render-svc when `RENDER_ENDPOINT` is set and the in-process renderer otherwise or
     while render-svc is failing; results are cached by a hash of input and options.
     """
+    settings: Settings = request.app.state.settings
+    check_complexity(body.markdown, settings.render_max_inline_marks, settings.render_max_lines)
     try:
         outcome = await service.render(body.markdown, body.options)
     except RenderTooLarge as exc:

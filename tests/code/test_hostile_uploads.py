@@ -243,6 +243,46 @@ CASES: dict[str, Hostile] = {
 }
 
 
+# Issue 11, finding 5: every class refused on every channel (multipart, zip, tar).
+ISSUE_11_NAMES: dict[str, str] = {
+    "tilde-home": f"~/.ssh/{M}",
+    "tilde-user": f"~root/{M}",
+    "tilde-alone": f"~/{M}",
+    "dotdot-semicolon": f"..;/{M}",
+    "dotdot-semicolon-inner": f"a/..;/{M}",
+    "dotdot-semicolon-param": f"a/..;jsessionid=1/{M}",
+    "division-slash": f"..\u2215{M}",
+    "fraction-slash": f"a\u2044{M}",
+    "fullwidth-solidus": f"a\uff0f{M}",
+    "big-solidus": f"a\u29f8{M}",
+    "small-reverse-solidus": f"a\ufe68{M}",
+    "fullwidth-reverse-solidus": f"a\uff3c{M}",
+    "set-minus": f"a\u2216{M}",
+    "one-dot-leader": f"\u2024\u2024/{M}",
+    "fullwidth-dot": f"x\uff0e{M}",
+    "two-dot-leader": f"\u2025/{M}",
+    "file-url": f"file:///tmp/{M}",
+    "file-url-one-slash": f"file:/tmp/{M}",
+    "http-url": f"http://example.com/{M}",
+    "device-con": "CON",
+    "device-nul-ext": "nul.txt",
+    "device-aux-py": "aux.py",
+    "device-in-dir": f"a/CON/{M}",
+    "device-com1": "COM1.log",
+    "device-lpt9": "lpt9.py",
+    "device-com-superscript": "COM\u00b9.py",
+    "device-trailing-space": "CON .py",
+}
+for _label, _name in ISSUE_11_NAMES.items():
+    CASES[f"i11-file-{_label}"] = _file(_name)
+    CASES[f"i11-zip-{_label}"] = _zip(_name)
+    CASES[f"i11-tar-{_label}"] = _tar(_name)
+CASES["i11-tar-nul-in-name"] = _tar(f"{M}\x00.txt")
+CASES["i11-tar-nul-in-dir"] = _tar(f"a\x00b/{M}")
+CASES["i11-zip-empty-name"] = _zip("")
+CASES["i11-zip-empty-name-after-good"] = _zip("good.py", "")
+
+
 def _plant(team: Team, outside: Path, links: tuple[tuple[str, str], ...]) -> None:
     team.project_dir.mkdir(parents=True, exist_ok=True)
     (team.project_dir / "real").mkdir(exist_ok=True)

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.conftest import free_port
+from tests.factories import auth_headers, create_user
 from tests.rendering.servers import (
     DroppingServer,
     Upstream,
@@ -62,6 +63,17 @@ async def api_client(app_factory: Callable[..., FastAPI]) -> AsyncIterator[Any]:
                 transport=httpx.ASGITransport(app=app), base_url="http://testserver"
             ) as client,
         ):
+            # issue 11: rendering needs a signed-in user
+            client.headers.update(auth_headers(await create_user(app.state.db), app.state.settings))
             yield app, client
 
     yield make
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The root fixture's client, signed in (issue 11: rendering needs a user)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        c.headers.update(auth_headers(await create_user(app.state.db), app.state.settings))
+        yield c

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from codeatlas.auth import service
+from codeatlas.auth import lockout, service
 from codeatlas.auth.deps import AppSettings, CurrentUser
+from codeatlas.auth.errors import WrongCurrentPassword
 from codeatlas.auth.schemas import PasswordChangeIn, ProfileUpdate, TokenOut, UserOut
-from codeatlas.core.ratelimit import limiter, setting_limit
+from codeatlas.core.ratelimit import RateLimitsDep, limiter, setting_limit
 from codeatlas.db.session import SessionDep
 from codeatlas.errors import responses
 
@@ -33,10 +34,18 @@ async def change_password(
     user: CurrentUser,
     session: SessionDep,
     settings: AppSettings,
+    limits: RateLimitsDep,
 ) -> TokenOut:
     """Change the password (400 BAD_CREDENTIALS if the current one is wrong). Signs out every
     other session: all refresh tokens are revoked and issued access tokens stop working; the
     answer carries a fresh pair for this client."""
-    return await service.change_password(
-        session, settings, user, current=body.current_password, new=body.new_password
-    )
+    # issue 11: wrong current passwords are counted per account, whatever the address
+    failures = lockout.password_change_rule(settings, user.id)
+    await lockout.guarded_failures(limits, failures, "password checks")
+    try:
+        return await service.change_password(
+            session, settings, user, current=body.current_password, new=body.new_password
+        )
+    except WrongCurrentPassword:
+        await limits.hit(failures)
+        raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, BackgroundTasks, Request
 
-from codeatlas.auth import service
+from codeatlas.auth import lockout, service
 from codeatlas.auth.deps import AppSettings, MailerDep
 from codeatlas.auth.schemas import (
     AcceptedOut,
@@ -14,7 +14,7 @@ from codeatlas.auth.schemas import (
     UserOut,
     VerifyIn,
 )
-from codeatlas.core.ratelimit import limiter, setting_limit
+from codeatlas.core.ratelimit import RateLimitsDep, limiter, setting_limit
 from codeatlas.db.session import SessionDep
 from codeatlas.errors import responses
 
@@ -57,10 +57,14 @@ async def resend_verification(
     settings: AppSettings,
     mailer: MailerDep,
     background: BackgroundTasks,
+    limits: RateLimitsDep,
 ) -> AcceptedOut:
     """Send a new link if the address has an unverified account; the answer is the same
     either way, so it does not tell who has an account."""
     user = await service.find_user_by_email(session, body.email)
-    if user is not None and user.email_verified_at is None:
+    # issue 11: at most VERIFICATION_EMAILS_PER_ADDRESS per hour to one address (counted for
+    # every address, so the limit does not tell who has an account); same answer past it
+    allowed = await lockout.may_send_verification(limits, settings, body.email)
+    if allowed and user is not None and user.email_verified_at is None:
         background.add_task(service.send_verification_email, mailer, settings, user.id, user.email)
     return AcceptedOut()
