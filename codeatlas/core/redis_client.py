@@ -21,9 +21,7 @@ logger = logging.getLogger(__name__)
 
 # The settings each client was made with, so code handed only a client (the event bus) finds
 # its key prefix; weak, so a closed client's app is not kept alive.
-_client_settings: weakref.WeakKeyDictionary[aioredis.Redis, Settings] = (
-    weakref.WeakKeyDictionary()
-)
+_client_settings: weakref.WeakKeyDictionary[aioredis.Redis, Settings] = weakref.WeakKeyDictionary()
 
 
 def create_redis(settings: Settings) -> aioredis.Redis | None:

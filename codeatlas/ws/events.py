@@ -142,7 +142,12 @@ async def read_since(
         truncated = True
         newest = await redis.xrevrange(stream, max="+", min="(" + last_event_id, count=limit)
         rows = list(newest or [])[::-1]
-    events = [(_str(eid), with_id(_str(eid), _str(fields[b"e"]))) for eid, fields in rows if eid]
+    # Clients made with decode_responses=True return str field names.
+    events = [
+        (_str(eid), with_id(_str(eid), _str(fields.get(b"e") or fields["e"])))
+        for eid, fields in rows
+        if eid
+    ]
     return events, truncated
 
 

@@ -86,3 +86,15 @@ async def test_stream_is_bounded_and_a_client_too_far_behind_is_told(
     assert truncated is True and len(events) == 20
     # The newest 20, in order.
     assert [json.loads(t)["data"]["i"] for _, t in events] == list(range(380, 400))
+
+
+async def test_replay_works_with_a_decoding_client(settings: Settings) -> None:
+    client = aioredis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    try:
+        first = await publish_event(client, 11, "e", {"i": 0}, settings=settings)
+        second = await publish_event(client, 11, "e", {"i": 1}, settings=settings)
+        events, truncated = await read_since(client, settings, 11, first, 10)
+        assert [i for i, _ in events] == [second] and truncated is False
+        assert json.loads(events[0][1])["data"] == {"i": 1}
+    finally:
+        await client.aclose()
