@@ -11,7 +11,7 @@ import binascii
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.chat.prompt import fixed_prompt_tokens
@@ -215,10 +215,22 @@ def _pending_answer(chat: Chat, request_id: str) -> ChatMessage:
     )
 
 
+async def _touch(session: AsyncSession, chat: Chat) -> None:
+    """Write first: on SQLite a transaction that read and then writes fails at once
+    ("database is locked") if another connection committed in between (a turn saving its
+    answer); one that starts with a write waits for the lock instead."""
+    await session.execute(update(Chat).where(Chat.id == chat.id).values(updated_at=utcnow()))
+
+
 async def add_question(
     session: AsyncSession, chat: Chat, content: str, request_id: str
 ) -> tuple[ChatMessage, ChatMessage]:
-    """The question (complete) and its answer (pending), written together."""
+    """The question (complete) and its answer (pending), written together.
+
+    ``session`` should be a fresh one in its own transaction (see :func:`_touch`); ``chat``
+    may belong to another session: it is only read.
+    """
+    await _touch(session, chat)
     if await _active_answer(session, chat.id) is not None:
         raise ChatBusy()
     question = ChatMessage(
@@ -234,7 +246,6 @@ async def add_question(
     await session.flush()
     answer = _pending_answer(chat, request_id)
     session.add(answer)
-    chat.updated_at = utcnow()
     await session.flush()
     return question, answer
 
@@ -243,6 +254,7 @@ async def prepare_regenerate(
     session: AsyncSession, chat: Chat, request_id: str
 ) -> tuple[ChatMessage, ChatMessage]:
     """Replace the last answer by a new pending one; (its question, the new answer)."""
+    await _touch(session, chat)
     if await _active_answer(session, chat.id) is not None:
         raise ChatBusy()
     last = await session.scalar(
@@ -271,7 +283,6 @@ async def prepare_regenerate(
         raise Conflict("There is no question to answer", error_code="NOTHING_TO_REGENERATE")
     answer = _pending_answer(chat, request_id)
     session.add(answer)
-    chat.updated_at = utcnow()
     await session.flush()
     return question, answer
 

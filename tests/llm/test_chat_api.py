@@ -292,3 +292,28 @@ async def test_context_overflow_trims_context_never_the_question(
             f"/api/v1/chats/{chat}/messages", json={"content": too_long}, headers=kit.headers()
         )
         assert r.status_code == 422 and r.json()["error_code"] == "MESSAGE_TOO_LONG"
+
+
+async def test_ws_chat_stop_message(kit: ChatKit, llm_server: OpenAITestServer) -> None:
+    """The WS client message `{"type": "chat.stop", "message_id": N}`, through the handler
+    the chat domain registered in the socket's registry."""
+    from codeatlas.errors import NotFound
+    from codeatlas.ws.handlers import WSContext, get_handler
+
+    handler = get_handler("chat.stop")
+    assert handler is not None
+    llm_server.default = stream([f"t{i} " for i in range(200)], delay=0.05)
+    chat = await kit.new_chat()
+    mid = (await kit.ask(chat, "long"))["assistant_message_id"]
+    await kit.wait(chat, mid, {"streaming"})
+
+    def ctx(user_id: int) -> WSContext:
+        return WSContext(kit.app, user_id, "conn-1", "req-ws-stop-0001", lambda c: c, print)
+
+    with pytest.raises(NotFound):  # not the sender's message
+        await handler(ctx(kit.other.id), {"type": "chat.stop", "message_id": mid})
+    with pytest.raises(NotFound):
+        await handler(ctx(kit.user.id), {"type": "chat.stop", "message_id": "x"})
+    await handler(ctx(kit.user.id), {"type": "chat.stop", "message_id": mid})
+    msg = await kit.wait(chat, mid, timeout=30)
+    assert msg["status"] == "stopped" and len(msg["content"].split()) < 200

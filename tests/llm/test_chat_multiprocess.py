@@ -92,7 +92,9 @@ class Socket:
     async def next_event(self, timeout: float = 120) -> dict[str, Any]:
         while True:
             msg = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-            if msg.get("type") not in {"ping", "pong", "ready"}:
+            if msg.get("type") == "ping":  # the socket's heartbeat wants an answer
+                await self.ws.send(json.dumps({"type": "pong"}))
+            elif msg.get("type") not in {"pong", "ready"}:
                 return dict(msg)
 
     async def until_done(self, message_id: int) -> list[dict[str, Any]]:
