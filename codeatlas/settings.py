@@ -24,9 +24,9 @@ from codeatlas.jobs.config import JobsSettings
 from codeatlas.knowledge.config import KnowledgeSettings
 from codeatlas.llm.config import LLMSettings
 from codeatlas.rendering.config import RenderingSettings
+from codeatlas.security.config import SecuritySettings
 from codeatlas.web.config import WebSettings
 from codeatlas.ws.config import WebSocketSettings
-from codeatlas.security.config import SecuritySettings
 
 DEV_SECRET = "dev-only-secret-change-me-in-production-0123456789"
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", DEV_SECRET})
