@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -33,6 +34,12 @@ from codeatlas.llm.errors import (
     LLMRateLimited,
     LLMTimeout,
     LLMUnavailable,
+)
+from codeatlas.metrics.registry import (
+    LLM_DURATION,
+    LLM_ERRORS,
+    LLM_TIME_TO_FIRST_TOKEN,
+    LLM_TOKENS,
 )
 from codeatlas.settings import Settings
 
@@ -246,6 +253,7 @@ class LLMClient:
         out = outcome if outcome is not None else StreamOutcome()
         stream: Any = None
         first: str | None = None
+        started = time.perf_counter()
         try:
             async for attempt in self._retrying():
                 with attempt:
@@ -264,6 +272,7 @@ class LLMClient:
                     # costs the user nothing and may be retried.
                     first = await self._until_first_text(stream, out)
             if first is not None:
+                LLM_TIME_TO_FIRST_TOKEN.observe(time.perf_counter() - started)
                 out.text.append(first)
                 yield first
                 async for chunk in stream:
@@ -278,6 +287,7 @@ class LLMClient:
                         yield text
         except CALL_ERRORS as exc:
             error = to_app_error(exc)
+            LLM_ERRORS.labels(error.error_code).inc()
             logger.warning(
                 "LLM call failed: %s (%s: %s)", error.error_code, type(exc).__name__, exc
             )
@@ -285,7 +295,12 @@ class LLMClient:
         finally:
             if stream is not None:
                 await stream.close()
+            LLM_DURATION.observe(time.perf_counter() - started)
+        if out.usage is not None:
+            LLM_TOKENS.labels("prompt").inc(out.usage.prompt_tokens or 0)
+            LLM_TOKENS.labels("completion").inc(out.usage.completion_tokens or 0)
         if out.finish_reason is None:
+            LLM_ERRORS.labels(LLMBadResponse.error_code).inc()
             raise LLMBadResponse("The language model stopped before finishing its answer")
 
     async def _until_first_text(self, stream: Any, out: StreamOutcome) -> str | None:

@@ -26,8 +26,6 @@ from codeatlas.metrics.registry import (
     QUEUE_DEPTH,
     QUEUE_OLDEST_AGE,
     WORKERS_ALIVE,
-    WS_CONNECTIONS,
-    WS_TASKS,
 )
 from codeatlas.models.job import Job, JobStatus
 
@@ -86,15 +84,7 @@ async def collect_breakers(app: FastAPI) -> None:
         BREAKER_STATE.labels(breaker.name).set(_BREAKER_VALUES.get(str(state).lower(), 0))
 
 
-async def collect_websockets(app: FastAPI) -> None:
-    hub: Any = getattr(app.state, "ws_hub", None)
-    connections = hub.local_connections() if hub is not None else []
-    WS_CONNECTIONS.set(len(connections))
-    WS_TASKS.set(sum(len(getattr(c, "tasks", ())) for c in connections))
-
-
 DEFAULT_HOOKS: list[ScrapeHook] = [
-    collect_websockets,
     collect_jobs,
     collect_workers,
     collect_readiness,

@@ -22,6 +22,8 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from codeatlas.metrics.registry import WS_TASKS
+
 logger = logging.getLogger(__name__)
 
 EventId = tuple[int, int]
@@ -82,10 +84,12 @@ class Connection:
             return None
         task = asyncio.create_task(coro)
         self.tasks.add(task)
+        WS_TASKS.inc()  # every task gets exactly one done callback, which decrements
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        WS_TASKS.dec()
         self.tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             # Unexpected: logged with its traceback (and so reaches Sentry), never re-raised

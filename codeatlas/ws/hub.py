@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from codeatlas.core.redis_client import key
+from codeatlas.metrics.registry import WS_CONNECTIONS
 from codeatlas.settings import Settings
 from codeatlas.ws.connection import Connection
 from codeatlas.ws.events import channel_pattern, parse_event_id, user_of_channel
@@ -129,11 +130,15 @@ class EventHub:
     # -- local sockets -----------------------------------------------------------------------
 
     def attach(self, connection: Connection) -> None:
+        if connection not in self._by_user[connection.user_id]:
+            WS_CONNECTIONS.inc()
         self._by_user[connection.user_id].add(connection)
 
     def detach(self, connection: Connection) -> None:
         connections = self._by_user.get(connection.user_id)
         if connections is not None:
+            if connection in connections:
+                WS_CONNECTIONS.dec()
             connections.discard(connection)
             if not connections:
                 del self._by_user[connection.user_id]

@@ -25,6 +25,7 @@ from codeatlas.knowledge.embeddings.base import (
     EmbeddingUnavailable,
     l2_normalise,
 )
+from codeatlas.metrics.registry import EMBEDDED_CHUNKS, EMBEDDING_DURATION
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,9 @@ class LocalEmbedder:
         if not items:
             return []
         loop = asyncio.get_running_loop()
-        matrix = await loop.run_in_executor(self._get_executor(), self.embed_sync, items)
+        with EMBEDDING_DURATION.time():
+            matrix = await loop.run_in_executor(self._get_executor(), self.embed_sync, items)
+        EMBEDDED_CHUNKS.inc(len(items))
         return matrix.tolist()
 
     async def warm_up(self) -> None:

@@ -24,6 +24,7 @@ from codeatlas.knowledge.embeddings.base import (
     EmbeddingUnavailable,
     l2_normalise,
 )
+from codeatlas.metrics.registry import EMBEDDED_CHUNKS, EMBEDDING_DURATION
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,10 @@ class OpenAIEmbedder:
         items = list(texts)
         out: list[list[float]] = []
         for start in range(0, len(items), self.batch_size):
-            out.extend(await self._embed_batch(items[start : start + self.batch_size]))
+            batch = items[start : start + self.batch_size]
+            with EMBEDDING_DURATION.time():
+                out.extend(await self._embed_batch(batch))
+            EMBEDDED_CHUNKS.inc(len(batch))
         return out
 
     async def aclose(self) -> None:
