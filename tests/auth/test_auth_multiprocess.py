@@ -77,9 +77,10 @@ async def test_two_serve_processes_on_two_ports_share_the_failed_login_count(
 ) -> None:
     await create_user(db, "victim@example.com")
     env = _env(settings, tmp_path)
+    # Two instances (two pods): each its own data directory, one `serve` per directory.
     with (
-        serving(env, tmp_path / "one.log") as (port_a, _),
-        serving(env, tmp_path / "two.log") as (port_b, _),
+        serving(env | {"DATA_DIR": str(tmp_path / "one")}, tmp_path / "one.log") as (port_a, _),
+        serving(env | {"DATA_DIR": str(tmp_path / "two")}, tmp_path / "two.log") as (port_b, _),
     ):
         a, b = Pinned(port_a), Pinned(port_b)
         try:
