@@ -203,7 +203,18 @@ PYTHON = sys.executable
 BACKEND_FIXTURES = frozenset({"migrated_url", "redis_url", "primary_backend"})
 
 
+# Slow scenarios start real servers, workers, browsers and throwaway databases; on a shared
+# 2-core CI machine one of them can lose a race with the machine itself (a start-up that
+# takes longer than its deadline). Each gets one more try (pytest-rerunfailures); a real
+# defect fails twice. Fast tests are never retried.
+SLOW_RERUNS = int(os.environ.get("CODEATLAS_SLOW_RERUNS", "1"))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if SLOW_RERUNS and config.pluginmanager.hasplugin("rerunfailures"):
+        for item in items:
+            if item.get_closest_marker("slow") and not item.get_closest_marker("flaky"):
+                item.add_marker(pytest.mark.flaky(reruns=SLOW_RERUNS, reruns_delay=2))
     if os.environ.get("CODEATLAS_TESTS_BACKEND_ONLY", "") not in ("1", "true", "yes"):
         return
     keep, drop = [], []
