@@ -78,10 +78,12 @@ async def collect_readiness(app: FastAPI) -> None:
 
 async def collect_breakers(app: FastAPI) -> None:
     service: Any = getattr(app.state, "rendering", None)
-    breaker: Any = getattr(service, "breaker", None)
-    if breaker is not None:
-        state = getattr(breaker.state, "value", str(breaker.state))
-        BREAKER_STATE.labels(breaker.name).set(_BREAKER_VALUES.get(str(state).lower(), 0))
+    # render-svc's breaker (4-A) and the render cache's own one (a dead Redis), when present.
+    for part in (getattr(service, "remote", None), getattr(service, "cache", None)):
+        breaker: Any = getattr(part, "breaker", None)
+        if breaker is not None:
+            state = getattr(breaker.state, "value", str(breaker.state))
+            BREAKER_STATE.labels(breaker.name).set(_BREAKER_VALUES.get(str(state).lower(), 0))
 
 
 DEFAULT_HOOKS: list[ScrapeHook] = [
