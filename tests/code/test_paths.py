@@ -77,8 +77,8 @@ BAD = {
     "a%2fb": "percent-encoded separator",
     "%00": "percent-encoded NUL byte",
     "%2525252525": "percent-encoded more than 4 times",
-    "\uff0e\uff0e/x": "Unicode look-alike parent-directory segment",
-    "a\uff0fb": "Unicode look-alike separator",
+    "\uff0e\uff0e/x": "Unicode look-alike of",
+    "a\uff0fb": "Unicode look-alike of",
 }
 
 
