@@ -23,6 +23,7 @@ from codeatlas.metrics.registry import (
     BREAKER_STATE,
     COMPONENT_UP,
     JOBS,
+    OUTBOX_BACKLOG,
     QUEUE_DEPTH,
     QUEUE_OLDEST_AGE,
     WORKERS_ALIVE,
@@ -50,6 +51,11 @@ async def collect_jobs(app: FastAPI) -> None:
                 .group_by(Job.queue)
             )
         ).all()
+        # The outbox: rows whose message is still to be handed to the broker.
+        backlog = await session.scalar(
+            select(func.count()).select_from(Job).where(Job.send_at.is_not(None))
+        )
+    OUTBOX_BACKLOG.set(backlog or 0)
     JOBS.clear()
     for actor, state, count in rows:
         JOBS.labels(actor, state).set(count)

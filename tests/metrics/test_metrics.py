@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from codeatlas.db.base import utcnow
 from codeatlas.db.session import atomic
 from codeatlas.models.job import Job
 
@@ -56,11 +58,22 @@ async def test_job_states_and_queue_age_come_from_the_jobs_table(
     async with app.state.db.session() as session, atomic(session):
         for n, status in enumerate(["queued", "queued", "succeeded", "dead"]):
             session.add(
-                Job(message_id=f"m-{n}", actor="code.process_file", queue="q1", status=status)
+                Job(
+                    message_id=f"m-{n}",
+                    actor="code.process_file",
+                    queue="q1",
+                    status=status,
+                )
             )
+        # In the outbox, not yet handed to the broker (due in an hour, so the app's own
+        # relay leaves it there while the test looks).
+        due = utcnow() + timedelta(hours=1)
+        session.add(Job(message_id="m-out", actor="code.process_file", send_at=due))
     found = await scrape(client)
+    # At least the row due in an hour (the others may be sent by the relay meanwhile).
+    assert found["codeatlas_outbox_backlog"][0].value >= 1
     jobs = {(s.labels["actor"], s.labels["state"]): s.value for s in found["codeatlas_jobs"]}
-    assert jobs[("code.process_file", "queued")] == 2
+    assert jobs[("code.process_file", "queued")] == 3
     assert jobs[("code.process_file", "dead")] == 1
     depth = {s.labels["queue"]: s.value for s in found["codeatlas_queue_depth"]}
     assert depth["q1"] == 2
