@@ -45,7 +45,7 @@ async def _indexed(db: Database, count: int, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while True:
         async with db.session() as s:
-            query = select(func.count()).where(CodeDocument.status == "indexed")
+            query = select(func.count()).where(CodeDocument.status == "searchable")
             done = await s.scalar(query)
         if done == count:
             return

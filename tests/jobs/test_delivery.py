@@ -81,7 +81,7 @@ async def test_uploads_during_a_redis_outage_are_processed_when_it_returns(
                 assert r.status_code == 201, r.text
 
                 async def before_indexed() -> bool:
-                    return (await _statuses(db, project_id)).get("src/before.py") == "indexed"
+                    return (await _statuses(db, project_id)).get("src/before.py") == "searchable"
 
                 await wait_for(before_indexed, 90, "the first upload to be indexed")
 
@@ -104,7 +104,7 @@ async def test_uploads_during_a_redis_outage_are_processed_when_it_returns(
 
                 async def all_indexed() -> bool:
                     statuses = await _statuses(db, project_id)
-                    return len(statuses) == 6 and set(statuses.values()) == {"indexed"}
+                    return len(statuses) == 6 and set(statuses.values()) == {"searchable"}
 
                 await wait_for(all_indexed, 120, "every upload to be indexed after Redis")
                 print(f"\nall uploads indexed {time.monotonic() - returned:.1f}s after Redis")

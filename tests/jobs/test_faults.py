@@ -129,7 +129,7 @@ async def test_postgresql_down_60s_mid_indexing_loses_nothing(tmp_path: Path) ->
                         .group_by(CodeDocument.status)
                     )
                 ).all()
-                assert dict(docs) == {"indexed": n}
+                assert dict(docs) == {"searchable": n}
                 per_doc = (
                     await s.execute(
                         select(

@@ -100,7 +100,7 @@ async def test_a_killed_worker_child_is_replaced_and_its_jobs_finish_once(
         statuses = {message_id: status for message_id, status in rows}
         assert in_flight and all(statuses[m] == "succeeded" for m in in_flight), statuses
         assert set(statuses.values()) == {"succeeded"}, statuses
-        indexed = select(func.count()).where(CodeDocument.status == "indexed")
+        indexed = select(func.count()).where(CodeDocument.status == "searchable")
         assert await _count(db, indexed) == len(files)
         eventually_ready(base)
     assert f"worker child pid {child.pid} exited" in log.read_text()

@@ -51,7 +51,7 @@ async def _pending(db: Database, project_id: int) -> int:
             await s.scalar(
                 select(func.count())
                 .select_from(CodeDocument)
-                .where(CodeDocument.project_id == project_id, CodeDocument.status != "indexed")
+                .where(CodeDocument.project_id == project_id, CodeDocument.status != "searchable")
             )
             or 0
         )
