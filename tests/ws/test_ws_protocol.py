@@ -70,7 +70,7 @@ async def _first_message_then_code(url: str, first: str | None) -> tuple[int | N
 async def test_auth_failures_close_4401_and_tokens_never_reach_the_logs(
     live_server: LiveFactory, db: Database, settings: Settings, ws_logs: _Capture
 ) -> None:
-    live = await live_server(ws_auth_timeout=0.5)
+    live = await live_server(ws_auth_timeout=3.0)
     user, token = await user_and_token(db, settings)
     expired = create_access_token(user.id, settings, version=user.token_version, ttl=-60)
     stale_version = create_access_token(user.id, settings, version=user.token_version + 1)
