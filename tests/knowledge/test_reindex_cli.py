@@ -3,6 +3,7 @@ refuses clearly while a server holds the embedded store."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from tests.knowledge.conftest import INLINE, Team, start_kit
 from tests.knowledge.test_unavailable import _collection_of_another_model
 
 
-def _reindex(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+async def _reindex(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
     env.update(
         DATABASE_URL=settings.resolved_database_url,
@@ -27,7 +28,10 @@ def _reindex(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]
         ENV="test",
         LOG_LEVEL="WARNING",
     )
-    return subprocess.run(
+    # In a thread: a blocking wait would freeze the test's event loop, where a live app's
+    # job relay may hold SQLite's write lock the command then waits for.
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "codeatlas", "reindex", *args],
         env=env,
         capture_output=True,
@@ -51,11 +55,11 @@ async def test_reindex_command_rebuilds_and_refuses_while_served(
             ).is_success
             await kit.drain()
         # The server holds the embedded store: the command says so instead of waiting.
-        busy = _reindex(settings)
+        busy = await _reindex(settings)
         assert busy.returncode == 1, busy.stdout + busy.stderr
         assert "Stop it first" in busy.stderr
 
-    done = _reindex(settings)
+    done = await _reindex(settings)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "re-indexed kb_entries: 2 sources" in done.stdout
     assert "re-indexed code_chunks: 0 sources" in done.stdout
@@ -70,5 +74,5 @@ async def test_reindex_command_rebuilds_and_refuses_while_served(
     finally:
         await store.close()
 
-    bad = _reindex(settings, "--collection", "nope")
+    bad = await _reindex(settings, "--collection", "nope")
     assert bad.returncode == 2 and "unknown collection" in bad.stderr
