@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,29 @@ async def outcome(db: Database, project_id: int, accepted: set[str]) -> dict[str
             .select_from(Job)
             .where(Job.status.in_(["queued", "running", "retrying"]))
         )
-    lost = sum(1 for path in accepted if docs.get(path) != "indexed")
+    lost = sum(1 for path in accepted if docs.get(path) != "searchable")
     duplicated = sum(1 for _, n in jobs_per_doc if n > 1) + sum(
         1 for _, n, top in chunk_sets if n != top + 1
     )
     return {"lost": lost, "duplicated": duplicated, "unfinished": int(unfinished or 0)}
+
+
+async def slowest_jobs(db: Database, since: datetime, n: int = 5) -> list[str]:
+    """The last jobs to finish after the component returned: where the recovery time went."""
+    async with db.session() as s:
+        rows = (
+            await s.execute(
+                select(Job.actor, Job.attempts, Job.finished_at, Job.last_error)
+                .where(Job.finished_at.is_not(None))
+                .order_by(Job.finished_at.desc())
+                .limit(n)
+            )
+        ).all()
+    return [
+        f"{actor} attempts={attempts} done at +{(done - since).total_seconds():.1f}s"
+        f" last_error={(error or '')[:80]!r}"
+        for actor, attempts, done, error in rows
+    ]
 
 
 async def scenario(component: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -184,6 +203,7 @@ async def scenario(component: str, args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.interval)
             await asyncio.to_thread(target.start)
             back = time.monotonic()
+            back_wall = datetime.now(UTC)
             recovered: float | None = None
             resumed: float | None = None
             pending_at_return: int | None = None
@@ -206,6 +226,7 @@ async def scenario(component: str, args: argparse.Namespace) -> dict[str, Any]:
                     break
                 await asyncio.sleep(args.interval)
             final = await outcome(db, project_id, accepted)
+            slowest = await slowest_jobs(db, back_wall)
         await db.dispose()
         return {
             "scenario": f"{component} down {args.outage:g}s",
@@ -218,6 +239,7 @@ async def scenario(component: str, args: argparse.Namespace) -> dict[str, Any]:
             "recover_s": recovered,
             "resume_s": resumed,
             "backlog": pending_at_return,
+            "slowest": slowest,
         }
     finally:
         for proc in procs:
@@ -262,6 +284,10 @@ async def main() -> int:
         )
         ok = ok and r["5xx (not 503)"] == 0 and r["lost"] == 0 and r["duplicated"] == 0
         ok = ok and r["resume_s"] is not None and r["resume_s"] <= 15
+    for r in results:
+        print(f"\nlast jobs to finish after {r['scenario']} (time since the component returned):")
+        for line in r["slowest"]:
+            print(f"  {line}")
     print(f"\ntarget 0 / 0 / 0 and first job done <= 15 s: {'met' if ok else 'NOT met'}")
     return 0 if ok else 1
 

@@ -76,6 +76,9 @@ async def mark_running(runtime: JobRuntime, message: Message[Any] | MessageProxy
     """Start an attempt (see :func:`_mark_running`) and tell the job's user."""
     attempt = await _mark_running(runtime, message)
     if attempt is not None:
+        # The attempt is recorded (its lease is live): from here nothing may fail the start.
+        # A failure here used to defer a job the table already called `running`, so every
+        # copy then waited for the lease to expire (~60 s after a PostgreSQL outage).
         await announce(runtime, message.message_id)
     return attempt
 
@@ -186,8 +189,9 @@ async def announce(runtime: JobRuntime, message_id: str) -> None:
     """Publish the job's state as ``job.progress`` to its user (best effort, 2-A id)."""
     try:
         row = await _job_state(runtime, message_id)
-    except SQLAlchemyError as exc:
-        logger.warning("job.progress of %s not published: %s", message_id, exc)
+    except (SQLAlchemyError, *DB_UNAVAILABLE) as exc:
+        # Also OSError: asyncpg's refused connect (ConnectionRefusedError) is not wrapped.
+        logger.warning("job.progress of %s not published: %s", message_id, describe_error(exc))
         return
     if row is None or row.user_id is None:
         return
