@@ -95,7 +95,9 @@ async def setup_project(db: Database) -> tuple[int, int]:
         return user.id, project.id
 
 
-def start_serve(data_dir: Path, port: int, mode: str, log: Path) -> subprocess.Popen[bytes]:
+def start_serve(
+    data_dir: Path, port: int, mode: str, log: Path, nice: int | None = None
+) -> subprocess.Popen[bytes]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -108,6 +110,8 @@ def start_serve(data_dir: Path, port: int, mode: str, log: Path) -> subprocess.P
         LOG_LEVEL="WARNING",
         DISABLE_RATE_LIMITER="true",  # the probes are one client: measure latency, not limits
     )
+    if nice is not None:
+        env["EMBEDDED_WORKER_NICE"] = str(nice)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "codeatlas", "serve", "--port", str(port)],
@@ -143,7 +147,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     data_dir = tmp / "data"
     port = args.port
     base = f"http://127.0.0.1:{port}"
-    proc = start_serve(data_dir, port, args.mode, tmp / "serve.log")
+    proc = start_serve(data_dir, port, args.mode, tmp / "serve.log", args.worker_nice)
     try:
         await wait_ready(base, proc)
         settings = Settings(data_dir=data_dir)
@@ -217,7 +221,8 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
 
-    print(f"mode={args.mode} files={len(files)} batch={args.batch}")
+    nice = "shipped default" if args.worker_nice is None else args.worker_nice
+    print(f"mode={args.mode} files={len(files)} batch={args.batch} worker nice={nice}")
     finished = "every job finished" if not any(counts.get(s) for s in UNFINISHED) else "stopped"
     print(f"uploads sent in {uploaded:.1f} s; {finished} after {indexed:.1f} s; jobs {counts}")
     print(f"{'endpoint':<10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} 5xx")
@@ -238,6 +243,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="files per upload request")
     parser.add_argument("--mode", choices=("process", "threads"), default="process")
     parser.add_argument("--port", type=int, default=18765)
+    parser.add_argument(
+        "--worker-nice", type=int, help="EMBEDDED_WORKER_NICE of the worker child (0: off)"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for jobs")
     parser.add_argument(
         "--max-seconds",

@@ -50,6 +50,9 @@ def run(parent_pid: int, sock: Path) -> None:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.embedded_worker_nice:
+        # Background work yields the CPU to the API process (inherited by nothing else).
+        os.nice(settings.embedded_worker_nice)
     stop = threading.Event()
 
     def on_signal(signum: int, _: FrameType | None) -> None:

@@ -44,6 +44,17 @@ class JobsSettings(BaseModel):
             "the API's GIL). Measured in docs/ARCHITECTURE.md."
         ),
     )
+    embedded_worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description=(
+            "Scheduling niceness the worker child of `codeatlas serve` (EMBEDDED_WORKER_MODE="
+            "process) adds to itself: parsing and embedding then yield the CPU to the API "
+            "process, so requests stay fast while a big upload indexes. 0 keeps the same "
+            "priority as the API. Measured in docs/benchmarks.md."
+        ),
+    )
     jobs_worker_threads: int = Field(
         4, description="Default `--threads` of `codeatlas worker`: threads per worker process."
     )

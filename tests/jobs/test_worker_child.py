@@ -210,6 +210,11 @@ async def test_two_api_workers_reach_the_one_vector_store(
         for pid in worker_pids(serve, port, 2):
             assert not any("/vectors/" in p for p in _open_paths(pid))
         assert any("/vectors/" in p for p in _open_paths(child.pid))
+        # Background work yields the CPU to the API processes (EMBEDDED_WORKER_NICE = 10).
+        api_nice = os.getpriority(os.PRIO_PROCESS, serve.pid)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, api_nice + 10)
+        for pid in worker_pids(serve, port, 2):
+            assert os.getpriority(os.PRIO_PROCESS, pid) == api_nice
 
 
 def test_threads_mode_refuses_several_workers_naming_qdrant_url(
