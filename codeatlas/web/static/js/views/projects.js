@@ -359,6 +359,6 @@ function membersPanel(project) {
     h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Members" }, h("table", { class: "data" },
       h("thead", {}, h("tr", {}, h("th", { text: "E-mail" }), h("th", { text: "Name" }), h("th", { text: "Role" }), h("th", {}, h("span", { class: "visually-hidden" }, "Actions")))), body)),
     isOwner ? h("form", { class: "stack", onsubmit, "aria-label": "Add a member" },
-      field("E-mail of the member", email), field("Role", role), h("button", { type: "submit" }, "Add member")) : null,
+      field("E-mail of the member", email), field("Role", role), h("button", { type: "submit", id: "member-add" }, "Add member")) : null,
     h("p", { class: "muted" }, "Created ", fmtDate(project.created_at)));
 }
