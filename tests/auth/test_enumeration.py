@@ -11,8 +11,9 @@ from email.message import Message
 import httpx
 from sqlalchemy import func, select
 
+from codeatlas.auth import service
 from codeatlas.auth.passwords import verify_password
-from codeatlas.db.session import Database
+from codeatlas.db.session import Database, atomic
 from codeatlas.models import ProjectInvitation, ProjectMembership, User
 from codeatlas.settings import Settings
 from tests.auth.conftest import Inbox, verification_token
@@ -192,6 +193,32 @@ async def test_invitation_becomes_membership_when_the_account_is_verified(
     }
     for pid in (invited_pid, added_pid):
         assert (await mail_client.get(f"{PROJECTS}/{pid}/invitations", headers=ho)).json() == []
+
+
+async def test_an_account_created_active_takes_its_invitations(
+    client: httpx.AsyncClient, db: Database, settings: Settings
+) -> None:
+    """`codeatlas users create-admin` creates a verified account: no link to click, so the
+    invitations of its address are claimed at once."""
+    owner = await create_user(db)
+    ho = auth_headers(owner, settings)
+    pid = await _project(client, ho)
+    r = await client.post(
+        f"{PROJECTS}/{pid}/members", json={"email": "ops@example.com", "role": "owner"}, headers=ho
+    )
+    assert r.status_code == 202, r.text
+    async with db.session() as s, atomic(s):
+        admin = await service.create_user(
+            s, "Ops@Example.com", PASSWORD, is_active=True, is_admin=True
+        )
+    async with db.session() as s:
+        role = await s.scalar(
+            select(ProjectMembership.role).where(
+                ProjectMembership.project_id == pid, ProjectMembership.user_id == admin.id
+            )
+        )
+        assert role == "owner"
+        assert await s.scalar(select(func.count()).select_from(ProjectInvitation)) == 0
 
 
 async def test_openapi_documents_the_new_answers(client: httpx.AsyncClient) -> None:
