@@ -119,8 +119,9 @@ class AuthSettings(BaseModel):
     verification_emails_per_address: int = Field(
         3,
         description=(
-            "Verification e-mails sent to one address per hour (register and resend); past it "
-            "the answer stays the same but no e-mail is sent."
+            "Account e-mails sent to one address per hour (counted on register and resend; "
+            "verification links on resend and the notice that an address is already "
+            "registered stop past it); the answer stays the same but no e-mail is sent."
         ),
     )
     rate_limit_register: str = Field(

@@ -68,6 +68,14 @@ class AcceptedOut(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
+class RegisteredOut(BaseModel):
+    """The same for an address that has an account and one that has not."""
+
+    status: Literal["accepted"] = "accepted"
+    email: str = Field(description="The address, normalised (trimmed, lower-cased).")
+    message: str = "Check your inbox: the next step is in an e-mail to this address."
+
+
 class LoginIn(BaseModel):
     email: LoginEmail
     password: AnyPassword

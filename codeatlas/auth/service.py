@@ -41,6 +41,7 @@ from codeatlas.core.ratelimit import RateLimits
 from codeatlas.db.base import utcnow
 from codeatlas.db.session import Database, atomic
 from codeatlas.models import RefreshToken, User
+from codeatlas.projects.service import claim_invitations
 from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,19 @@ async def find_user_by_email(session: AsyncSession, email: str) -> User | None:
 # -- registration and verification ------------------------------------------------------------
 
 
+async def _insert_user(session: AsyncSession, user: User) -> bool:
+    """False when the address is taken (found first, or a concurrent registration won)."""
+    if await find_user_by_email(session, user.email) is not None:
+        return False
+    try:
+        async with atomic(session):  # a SAVEPOINT: a lost race leaves the request usable
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
 async def create_user(
     session: AsyncSession,
     email: str,
@@ -73,6 +87,8 @@ async def create_user(
     is_active: bool = False,
     is_admin: bool = False,
 ) -> User:
+    """An account as the CLI creates it; 409 EMAIL_TAKEN for an address that has one. An
+    account created active counts as verified and takes its address's project invitations."""
     email = normalize_email(email)
     if await find_user_by_email(session, email) is not None:
         raise EmailTaken()
@@ -84,13 +100,28 @@ async def create_user(
         is_admin=is_admin,
         email_verified_at=utcnow() if is_active else None,
     )
-    try:
-        async with atomic(session):  # a SAVEPOINT: a lost race leaves the request usable
-            session.add(user)
-            await session.flush()
-    except IntegrityError as exc:  # a concurrent registration of the same address won
-        raise EmailTaken() from exc
+    if not await _insert_user(session, user):
+        raise EmailTaken()
+    if is_active:
+        await claim_invitations(session, user)
     return user
+
+
+async def register(
+    session: AsyncSession, email: str, password: str, *, full_name: str = ""
+) -> User | None:
+    """The new inactive account, or None when the address already has one (then nothing is
+    created or changed). The password is hashed in both cases, so the answer, which is the
+    same for both, also takes about the same time (issue 11, finding 8)."""
+    user = User(
+        email=normalize_email(email),
+        password_hash=await hash_password_async(password),
+        full_name=full_name,
+        is_active=False,
+        is_admin=False,
+        email_verified_at=None,
+    )
+    return user if await _insert_user(session, user) else None
 
 
 def verification_link(settings: Settings, user_id: int, email: str) -> str:
@@ -116,7 +147,27 @@ async def send_verification_email(
         logger.exception("verification e-mail to user %s could not be sent", user_id)
 
 
+async def send_account_exists_email(mailer: Mailer, email: str) -> None:
+    """The answer to registering an address that already has an account: the same 202 as for
+    a new one, and this notice to the address's owner instead of a verification link."""
+    body = (
+        "Someone, perhaps you, tried to create a CodeAtlas account with this e-mail address. "
+        "It already has an account, so no new account was created and your account is "
+        "unchanged.\n\n"
+        "If it was you, sign in with your existing password. If you never activated the "
+        "account, ask for a new activation link when you sign in. If you no longer know "
+        "your password, contact your CodeAtlas administrator.\n\n"
+        "If it was not you, you can ignore this message."
+    )
+    try:
+        await mailer.send(email, "Your CodeAtlas account already exists", body)
+    except (smtplib.SMTPException, OSError):
+        logger.exception("account-exists notice could not be sent")
+
+
 async def verify_email(session: AsyncSession, settings: Settings, token: str) -> User:
+    """Activate the account; the first verification also turns the project invitations of
+    its address into memberships."""
     user_id, email = decode_verification_token(token, settings)
     user = await session.get(User, user_id)
     if user is None or user.email != email:
@@ -125,6 +176,7 @@ async def verify_email(session: AsyncSession, settings: Settings, token: str) ->
         user.email_verified_at = utcnow()
         user.is_active = True
         await session.flush()
+        await claim_invitations(session, user)
     return user
 
 

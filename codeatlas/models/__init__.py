@@ -7,7 +7,12 @@ from codeatlas.models.chunk import CodeChunk
 from codeatlas.models.code import CodeDocument, DocumentStatus, SearchHistory
 from codeatlas.models.job import Job, JobStatus
 from codeatlas.models.knowledge import KbEntry, KbEntryChunk
-from codeatlas.models.project import Project, ProjectMembership, ProjectRole
+from codeatlas.models.project import (
+    Project,
+    ProjectInvitation,
+    ProjectMembership,
+    ProjectRole,
+)
 from codeatlas.models.user import User
 
 __all__ = [
@@ -22,6 +27,7 @@ __all__ = [
     "KbEntry",
     "KbEntryChunk",
     "Project",
+    "ProjectInvitation",
     "ProjectMembership",
     "ProjectRole",
     "RefreshToken",

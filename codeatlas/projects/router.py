@@ -14,14 +14,16 @@ from codeatlas.projects import service
 from codeatlas.projects.deps import ProjectEditor, ProjectMember, ProjectOwner
 from codeatlas.projects.events import ProjectDeleted, project_deleted_hooks
 from codeatlas.projects.schemas import (
+    InvitationOut,
     MemberAdd,
+    MemberAdded,
     MemberOut,
     MemberUpdate,
     ProjectCreate,
     ProjectOut,
     ProjectUpdate,
 )
-from codeatlas.security.types import UserIdPath
+from codeatlas.security.types import InvitationIdPath, UserIdPath
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -94,13 +96,45 @@ async def list_members(member: ProjectMember, session: SessionDep) -> list[Membe
 
 @router.post(
     "/{project_id}/members",
-    status_code=status.HTTP_201_CREATED,
+    status_code=status.HTTP_202_ACCEPTED,
     responses=responses(401, 403, 404, 409),
-    summary="Add a member (owner only)",
+    summary="Add a member by e-mail (owner only)",
 )
-async def add_member(data: MemberAdd, member: ProjectOwner, session: SessionDep) -> MemberOut:
-    added, user = await service.add_member(session, member.project_id, data.email, data.role)
-    return _member_out(added, user)
+async def add_member(data: MemberAdd, member: ProjectOwner, session: SessionDep) -> MemberAdded:
+    """An account with this address becomes a member at once; any other address is invited
+    and becomes a member with this role when an account with it is registered and verified.
+    The answer (202) is the same in both cases, so it does not tell whether the address has
+    an account. 409 ALREADY_MEMBER: the address is in the member list already."""
+    email = await service.add_member(
+        session, member.project_id, data.email, data.role, invited_by_id=member.user.id
+    )
+    return MemberAdded(email=email, role=data.role)
+
+
+@router.get(
+    "/{project_id}/invitations",
+    responses=responses(401, 403, 404),
+    summary="Pending invitations (owner only)",
+)
+async def list_invitations(member: ProjectOwner, session: SessionDep) -> list[InvitationOut]:
+    """Addresses added as members that have no verified account yet."""
+    invitations = await service.list_invitations(session, member.project_id)
+    return [
+        InvitationOut(id=i.id, email=i.email, role=ProjectRole(i.role), created_at=i.created_at)
+        for i in invitations
+    ]
+
+
+@router.delete(
+    "/{project_id}/invitations/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(401, 403, 404),
+    summary="Cancel an invitation (owner only)",
+)
+async def cancel_invitation(
+    invitation_id: InvitationIdPath, member: ProjectOwner, session: SessionDep
+) -> None:
+    await service.cancel_invitation(session, member.project_id, invitation_id)
 
 
 @router.patch(

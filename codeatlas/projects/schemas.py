@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, EmailStr, Field
 
 from codeatlas.models import ProjectRole
 from codeatlas.security.types import OptionalPlainText, PlainText
@@ -31,7 +31,12 @@ class ProjectOut(BaseModel):
 
 
 class MemberAdd(BaseModel):
-    email: str = Field(min_length=3, max_length=320, description="The account to add.")
+    email: EmailStr = Field(
+        max_length=320,
+        description="The address to add: an account with it becomes a member at once; "
+        "any other address is invited and becomes a member when an account with it is "
+        "registered and verified.",
+    )
     role: ProjectRole = ProjectRole.VIEWER
 
 
@@ -43,5 +48,26 @@ class MemberOut(BaseModel):
     user_id: int
     email: str
     full_name: str
+    role: ProjectRole
+    created_at: datetime
+
+
+class MemberAdded(BaseModel):
+    """The answer to adding a member: the same for every address, so that it does not tell
+    whether the address has an account (issue 11, finding 8)."""
+
+    email: str = Field(description="The address, normalised (trimmed, lower-cased).")
+    role: ProjectRole
+    status: Literal["invited"] = Field(
+        "invited",
+        description="Always `invited`: an account with this address is a member now, or "
+        "becomes one once it is registered and verified (pending invitations: "
+        "`GET .../invitations`).",
+    )
+
+
+class InvitationOut(BaseModel):
+    id: int
+    email: str
     role: ProjectRole
     created_at: datetime

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.errors import Conflict, NotFound
-from codeatlas.models import Project, ProjectMembership, ProjectRole, User
+from codeatlas.models import Project, ProjectInvitation, ProjectMembership, ProjectRole, User
 from codeatlas.projects.events import ProjectDeleted
 from codeatlas.projects.schemas import ProjectCreate, ProjectUpdate
 
@@ -96,11 +96,26 @@ async def _owner_count(session: AsyncSession, project_id: int) -> int:
 
 
 async def add_member(
-    session: AsyncSession, project_id: int, email: str, role: ProjectRole
-) -> tuple[ProjectMembership, User]:
-    user = await session.scalar(select(User).where(User.email == email.strip().lower()))
+    session: AsyncSession,
+    project_id: int,
+    email: str,
+    role: ProjectRole,
+    *,
+    invited_by_id: int | None = None,
+) -> str:
+    """Add the account with this address, or invite the address when it has none.
+
+    The caller answers the same either way (issue 11, finding 8): an unknown address is kept
+    as a :class:`ProjectInvitation` (inviting it again changes the role) that
+    :func:`claim_invitations` turns into a membership once the address's account is
+    verified. Returns the normalised address. 409 ALREADY_MEMBER only for an address already
+    in the member list, which the owner can read anyway.
+    """
+    email = email.strip().lower()
+    user = await session.scalar(select(User).where(User.email == email))
     if user is None:
-        raise NotFound("No account with that e-mail", error_code="USER_NOT_FOUND")
+        await _invite(session, project_id, email, role, invited_by_id)
+        return email
     if await session.get(ProjectMembership, (project_id, user.id)) is not None:
         raise Conflict("Already a member", error_code="ALREADY_MEMBER")
     member = ProjectMembership(project_id=project_id, user_id=user.id, role=role.value)
@@ -110,8 +125,84 @@ async def add_member(
             await session.flush()
     except IntegrityError as exc:  # added concurrently
         raise Conflict("Already a member", error_code="ALREADY_MEMBER") from exc
-    await session.refresh(member)
-    return member, user
+    return email
+
+
+async def _pending(session: AsyncSession, project_id: int, email: str) -> ProjectInvitation | None:
+    return await session.scalar(
+        select(ProjectInvitation).where(
+            ProjectInvitation.project_id == project_id, ProjectInvitation.email == email
+        )
+    )
+
+
+async def _invite(
+    session: AsyncSession,
+    project_id: int,
+    email: str,
+    role: ProjectRole,
+    invited_by_id: int | None,
+) -> None:
+    invitation = await _pending(session, project_id, email)
+    if invitation is None:
+        invitation = ProjectInvitation(
+            project_id=project_id, email=email, role=role.value, invited_by_id=invited_by_id
+        )
+        try:
+            async with session.begin_nested():
+                session.add(invitation)
+                await session.flush()
+            return
+        except IntegrityError:  # invited concurrently: the later role wins, as below
+            invitation = await _pending(session, project_id, email)
+            assert invitation is not None
+    invitation.role = role.value
+    await session.flush()
+
+
+async def list_invitations(session: AsyncSession, project_id: int) -> list[ProjectInvitation]:
+    rows = await session.scalars(
+        select(ProjectInvitation)
+        .where(ProjectInvitation.project_id == project_id)
+        .order_by(ProjectInvitation.created_at, ProjectInvitation.id)
+    )
+    return list(rows)
+
+
+async def cancel_invitation(session: AsyncSession, project_id: int, invitation_id: int) -> None:
+    invitation = await session.get(ProjectInvitation, invitation_id)
+    if invitation is None or invitation.project_id != project_id:
+        raise NotFound("Invitation not found")
+    await session.delete(invitation)
+    await session.flush()
+
+
+async def claim_invitations(session: AsyncSession, user: User) -> int:
+    """Turn the invitations of the user's (verified) address into memberships with the
+    invited roles; a project the user already belongs to keeps the current role. Returns
+    the number of memberships created."""
+    invitations = await session.scalars(
+        select(ProjectInvitation).where(ProjectInvitation.email == user.email)
+    )
+    created = 0
+    for invitation in list(invitations):
+        if await session.get(ProjectMembership, (invitation.project_id, user.id)) is None:
+            try:
+                async with session.begin_nested():
+                    session.add(
+                        ProjectMembership(
+                            project_id=invitation.project_id,
+                            user_id=user.id,
+                            role=invitation.role,
+                        )
+                    )
+                    await session.flush()
+                created += 1
+            except IntegrityError:  # added directly in the meantime: that role stays
+                pass
+        await session.delete(invitation)
+    await session.flush()
+    return created
 
 
 async def change_role(

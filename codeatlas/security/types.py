@@ -15,6 +15,7 @@ INT4_MAX = 2**31 - 1  # INTEGER columns (jobs, users, projects)
 JobIdPath = Annotated[int, Path(ge=1, le=INT4_MAX)]
 OptionalIdQuery = Annotated[int | None, Query(ge=1, le=INT4_MAX)]
 UserIdPath = Annotated[int, Path(ge=1, le=INT4_MAX)]
+InvitationIdPath = Annotated[int, Path(ge=1, le=INT4_MAX)]
 
 
 def _no_control_characters(value: str) -> str:

@@ -45,13 +45,16 @@ async def test_project_lifecycle_and_roles(
     r = await client.post(
         f"{API}/{pid}/members", json={"email": bob.email, "role": "editor"}, headers=ha
     )
-    assert r.status_code == 201 and r.json()["role"] == "editor"
+    assert r.status_code == 202 and r.json()["role"] == "editor"
     r = await client.post(f"{API}/{pid}/members", json={"email": carol.email}, headers=ha)
-    assert r.status_code == 201 and r.json()["role"] == "viewer"
+    assert r.status_code == 202 and r.json()["role"] == "viewer"
     r = await client.post(f"{API}/{pid}/members", json={"email": carol.email}, headers=ha)
     assert (r.status_code, r.json()["error_code"]) == (409, "ALREADY_MEMBER")
+    # an address without an account is invited, not refused (tests/auth/test_enumeration.py)
     r = await client.post(f"{API}/{pid}/members", json={"email": "nobody@example.com"}, headers=ha)
-    assert (r.status_code, r.json()["error_code"]) == (404, "USER_NOT_FOUND")
+    assert r.status_code == 202 and r.json()["status"] == "invited"
+    r = await client.post(f"{API}/{pid}/members", json={"email": "not an address"}, headers=ha)
+    assert (r.status_code, r.json()["error_code"]) == (422, "VALIDATION_ERROR")
     r = await client.post(f"{API}/{pid}/members", json={"email": mallory.email}, headers=hb)
     assert (r.status_code, r.json()["error_code"]) == (403, "FORBIDDEN")
 

@@ -57,7 +57,7 @@ class Served:
             json={"email": email, "password": password, "full_name": "Test"},
             timeout=30,
         )
-        assert r.status_code == 201, r.text
+        assert r.status_code == 202, r.text
 
     def wait_for_mail(self, to: str, count: int = 1, timeout: float = 30) -> list[str]:
         """The bodies of the e-mails to `to`, once at least `count` arrived."""

@@ -90,7 +90,17 @@ def test_register_upload_search_and_admin(served: Served, watched: Any, tmp_path
     page.fill("#register-password", PASSWORD)
     page.click("#register-submit")
     page.locator("#banner-registered").wait_for()
-    body = served.wait_for_mail(email)[0]
+    first_answer = page.locator("#banner-registered").inner_text()
+    assert "Check your inbox" in first_answer
+    # the same address again: the same answer (issue 11, finding 8); the owner gets a notice
+    page.fill("#register-email", email)
+    page.fill("#register-password", "someone else's password")
+    page.click("#register-submit")
+    page.wait_for_function("() => !document.querySelector('#register-email').value")
+    assert page.locator("#banner-registered").inner_text() == first_answer
+    bodies = served.wait_for_mail(email, count=2)
+    assert sum("already has an account" in b for b in bodies) == 1
+    body = next(b for b in bodies if "verify-email?token=" in b)
     link = re.search(r"(http://\S+/verify-email\?token=\S+)", body).group(1)  # type: ignore[union-attr]
     page.goto(link)
     page.locator("#banner-verified").wait_for()
@@ -132,6 +142,19 @@ def test_register_upload_search_and_admin(served: Served, watched: Any, tmp_path
         assert page.locator(f"#file-tree a[data-path='{path}']").count() == 1, path
     w.axe("project")
     w.shoot("project")
+
+    # -- members: an address with an account and one without get the same answer ------------
+    answers = []
+    for address in (ADMIN_EMAIL, "nobody-yet@example.com"):
+        page.fill("#member-email", address)
+        page.click("#member-add")
+        page.locator("#banner-member-added", has_text=address).wait_for()
+        answers.append(page.locator("#banner-member-added").inner_text().replace(address, "…"))
+    assert answers[0] == answers[1]
+    page.locator("tr[data-invitation]", has_text="nobody-yet@example.com").wait_for()
+    w.axe("project: members and invitations")
+    page.click("tr[data-invitation] button")
+    page.locator("tr[data-invitation]").wait_for(state="detached")
 
     # -- filename search with the keyboard ---------------------------------------------------
     box = page.locator("#filename-search")

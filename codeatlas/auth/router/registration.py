@@ -1,5 +1,6 @@
 """POST /auth/register, /auth/verify and /auth/verify/resend: new accounts start inactive
-and are activated by the signed, expiring link e-mailed to them."""
+and are activated by the signed, expiring link e-mailed to them. Register and resend answer
+the same whether or not the address has an account."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from codeatlas.auth import lockout, service
 from codeatlas.auth.deps import AppSettings, MailerDep
 from codeatlas.auth.schemas import (
     AcceptedOut,
+    RegisteredOut,
     RegisterIn,
     ResendVerificationIn,
     UserOut,
@@ -21,7 +23,7 @@ from codeatlas.errors import responses
 router = APIRouter()
 
 
-@router.post("/register", status_code=201, responses=responses(409, 429))
+@router.post("/register", status_code=202, responses=responses(429))
 @limiter.limit(setting_limit("rate_limit_register"))
 async def register(
     request: Request,
@@ -30,12 +32,22 @@ async def register(
     settings: AppSettings,
     mailer: MailerDep,
     background: BackgroundTasks,
-) -> UserOut:
-    """Create an inactive account and e-mail its verification link (409 EMAIL_TAKEN)."""
-    user = await service.create_user(session, body.email, body.password, full_name=body.full_name)
+    limits: RateLimitsDep,
+) -> RegisteredOut:
+    """Register an address: the answer is the same whether or not it has an account, so it
+    does not tell who has one (issue 11, finding 8). A new address gets an inactive account
+    and its verification link; an address that has an account gets nothing created, and its
+    owner a notice by e-mail instead."""
+    email = service.normalize_email(body.email)
+    # counted for every registration, so both cases make the same calls
+    allowed = await lockout.may_send_verification(limits, settings, email)
+    user = await service.register(session, email, body.password, full_name=body.full_name)
     # sent after the response, i.e. after the transaction committed
-    background.add_task(service.send_verification_email, mailer, settings, user.id, user.email)
-    return UserOut.model_validate(user)
+    if user is not None:
+        background.add_task(service.send_verification_email, mailer, settings, user.id, user.email)
+    elif allowed:  # at most VERIFICATION_EMAILS_PER_ADDRESS notices an hour: no mail bombing
+        background.add_task(service.send_account_exists_email, mailer, email)
+    return RegisteredOut(email=email)
 
 
 @router.post("/verify", responses=responses(400, 429))

@@ -90,11 +90,12 @@ export function registerView() {
   async function onsubmit(e) {
     e.preventDefault();
     try {
-      await api("POST", "/auth/register", { body: { email: email.value, password: password.value, full_name: name.value }, auth: false });
-      msg.replaceChildren(banner("ok", "Account created. We sent a link to " + email.value + ": open it to activate your account.", { id: "banner-registered" }));
+      // The same answer whether or not the address has an account (it is not told here).
+      const r = await api("POST", "/auth/register", { body: { email: email.value, password: password.value, full_name: name.value }, auth: false });
+      msg.replaceChildren(banner("ok", "Check your inbox: we sent an e-mail to " + r.email + ". Open the link in it to activate your account.", { id: "banner-registered" }));
       e.target.reset();
     } catch (err) {
-      msg.replaceChildren(banner("error", err.code === "EMAIL_TAKEN" ? "That e-mail already has an account." : errorText(err), { id: "banner-register-error" }));
+      msg.replaceChildren(banner("error", errorText(err), { id: "banner-register-error" }));
     }
   }
   page("Create an account", msg,

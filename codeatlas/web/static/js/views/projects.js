@@ -331,14 +331,24 @@ function membersPanel(project) {
         } }, "Remove") : "";
       return h("tr", {}, h("td", { text: m.email }), h("td", { text: m.full_name }), h("td", {}, roleCell), h("td", {}, remove));
     }));
+    if (!isOwner) return;
+    // Owners also see the invited addresses that have no verified account yet.
+    const invited = await api("GET", `/projects/${project.id}/invitations`);
+    body.append(...invited.map((i) => h("tr", { "data-invitation": String(i.id) },
+      h("td", { text: i.email }), h("td", { class: "muted", text: "invited" }), h("td", { text: i.role }),
+      h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": `Cancel the invitation of ${i.email}`, onclick: async () => {
+        try { await api("DELETE", `/projects/${project.id}/invitations/${i.id}`); load(); }
+        catch (err) { msg.replaceChildren(banner("error", errorText(err))); }
+      } }, "Cancel")))));
   }
   const email = h("input", { type: "email", id: "member-email", required: true });
   const role = h("select", { id: "member-role" }, ...roles.map((r) => h("option", { value: r, selected: r === "viewer" }, r)));
   async function onsubmit(e) {
     e.preventDefault();
     try {
-      await api("POST", `/projects/${project.id}/members`, { body: { email: email.value, role: role.value } });
-      msg.replaceChildren(banner("ok", `${email.value} added.`));
+      // The same answer whether or not the address has an account.
+      const r = await api("POST", `/projects/${project.id}/members`, { body: { email: email.value, role: role.value } });
+      msg.replaceChildren(banner("ok", `${r.email} is added as ${r.role}. Without an account yet, they join when they register.`, { id: "banner-member-added" }));
       e.target.reset();
       load();
     } catch (err) { msg.replaceChildren(banner("error", errorText(err))); }
@@ -349,6 +359,6 @@ function membersPanel(project) {
     h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Members" }, h("table", { class: "data" },
       h("thead", {}, h("tr", {}, h("th", { text: "E-mail" }), h("th", { text: "Name" }), h("th", { text: "Role" }), h("th", {}, h("span", { class: "visually-hidden" }, "Actions")))), body)),
     isOwner ? h("form", { class: "stack", onsubmit, "aria-label": "Add a member" },
-      field("E-mail of the member", email), field("Role", role), h("button", { type: "submit" }, "Add member")) : null,
+      field("E-mail of the member", email), field("Role", role), h("button", { type: "submit", id: "member-add" }, "Add member")) : null,
     h("p", { class: "muted" }, "Created ", fmtDate(project.created_at)));
 }
