@@ -120,8 +120,13 @@ def _database_url(tmp: Path, suffix: str) -> str:
     if PG_AVAILABLE:
         from sqlalchemy.engine import make_url
 
+        # per xdist worker, like every other database of the suite: each worker starts its
+        # own servers, and a second worker recreating the same database would pull it away
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         base = make_url(ENV_DATABASE_URL)
-        url = base.set(database=f"{base.database}_{suffix}").render_as_string(hide_password=False)
+        url = base.set(database=f"{base.database}_{suffix}_{worker}").render_as_string(
+            hide_password=False
+        )
         asyncio.run(_recreate_pg_database(url))
         return url
     return f"sqlite+aiosqlite:///{tmp / (suffix + '.db')}"

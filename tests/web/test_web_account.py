@@ -34,9 +34,7 @@ def test_password_change_from_the_account_page(served: Served, watched: Any) -> 
     page.fill("#new-password", NEW_PASSWORD)
     page.fill("#new-password-again", NEW_PASSWORD + "!")
     page.click("#change-password")
-    expect(page.locator("#banner-password-mismatch")).to_have_text(
-        "The two new passwords differ."
-    )
+    expect(page.locator("#banner-password-mismatch")).to_have_text("The two new passwords differ.")
 
     # the wrong current password: its own banner, never a raw error body, nothing changed
     page.fill("#current-password", "not my password")
