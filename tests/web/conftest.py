@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,26 @@ PASSWORD = "correct horse battery staple"
 if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:  # pragma: no cover
     pytest.skip("Debian's chromium is not installed (.ci/run installs it)", allow_module_level=True)
 
+# expect() retries until its condition holds: generous, for a busy 2-core CI machine.
+EXPECT_TIMEOUT_MS = 30_000
+
+
+def expect(target: Any) -> Any:
+    """Playwright's auto-waiting assertions, with this suite's timeout."""
+    from playwright.sync_api import expect as pw_expect
+
+    pw_expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    return pw_expect(target)
+
+
+def sign_in(page: Any, base: str, email: str, password: str = PASSWORD) -> None:
+    """Through the login form, until the projects page is up."""
+    page.goto(f"{base}/login")
+    page.fill("#login-email", email)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    page.locator("#project-list").wait_for()
+
 
 @dataclass
 class Served:
@@ -57,7 +78,7 @@ class Served:
             json={"email": email, "password": password, "full_name": "Test"},
             timeout=30,
         )
-        assert r.status_code == 202, r.text
+        assert r.status_code == 202, r.text  # new or taken address alike (no enumeration)
 
     def wait_for_mail(self, to: str, count: int = 1, timeout: float = 30) -> list[str]:
         """The bodies of the e-mails to `to`, once at least `count` arrived."""
@@ -74,16 +95,40 @@ class Served:
             assert time.monotonic() < deadline, f"{len(bodies)} e-mails to {to}"
             time.sleep(0.2)
 
+    def verified_user(self, email: str, password: str = PASSWORD) -> None:
+        """A registered account, verified through the token of its e-mailed link (by the
+        API: the browser side of that link has its own test)."""
+        self.register(email, password)
+        m = re.search(r"/verify-email\?token=(\S+)", self.wait_for_mail(email)[0])
+        assert m, "no verification link"
+        r = httpx.post(f"{self.base}/api/v1/auth/verify", json={"token": m.group(1)}, timeout=30)
+        assert r.status_code == 200, r.text
 
-def _database_url(tmp: Path) -> str:
+    def token(self, email: str, password: str = PASSWORD) -> str:
+        """An access token of the account, for API calls a browser user would not make."""
+        r = httpx.post(
+            f"{self.base}/api/v1/auth/session",
+            json={"email": email, "password": password},
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        return str(r.json()["access_token"])
+
+
+def _database_url(tmp: Path, suffix: str) -> str:
     if PG_AVAILABLE:
         from sqlalchemy.engine import make_url
 
+        # per xdist worker, like every other database of the suite: each worker starts its
+        # own servers, and a second worker recreating the same database would pull it away
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         base = make_url(ENV_DATABASE_URL)
-        url = base.set(database=f"{base.database}_web").render_as_string(hide_password=False)
+        url = base.set(database=f"{base.database}_{suffix}_{worker}").render_as_string(
+            hide_password=False
+        )
         asyncio.run(_recreate_pg_database(url))
         return url
-    return f"sqlite+aiosqlite:///{tmp / 'web.db'}"
+    return f"sqlite+aiosqlite:///{tmp / (suffix + '.db')}"
 
 
 def _start_llm_server() -> Any:
@@ -95,19 +140,22 @@ def _start_llm_server() -> Any:
     return OpenAITestServer().start()
 
 
-@pytest.fixture(scope="session")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("web")
+@contextmanager
+def _serve(tmp: Path, name: str, *, with_llm: bool) -> Iterator[Served]:
+    """A real `codeatlas serve` on a database of its own, with an admin and an SMTP catcher;
+    with the test LLM server, or with no LLM at all (LLM_PROVIDER=none)."""
     inbox = Inbox(port=free_port())
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
     controller.start()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    database_url = _database_url(tmp)
+    database_url = _database_url(tmp, name)
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "REDIS_", "QDRANT_", "EMBEDDING_", "JOBS_", "SMTP_"))
+        if not k.startswith(
+            ("DATABASE_", "REDIS_", "QDRANT_", "EMBEDDING_", "JOBS_", "SMTP_", "LLM_")
+        )
     }
     env.update(
         DATABASE_URL=database_url,
@@ -125,11 +173,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         RATE_LIMIT_REGISTER="1000/hour",
         RATE_LIMIT_LOGIN="1000/minute",
         RATE_LIMIT_VERIFY="1000/hour",
+        RATE_LIMIT_PASSWORD_CHANGE="1000/hour",
         CODEATLAS_ADMIN_PASSWORD=PASSWORD,
     )
-    llm = _start_llm_server()
+    llm = _start_llm_server() if with_llm else None
     if llm is not None:
         env.update(LLM_PROVIDER="openai", LLM_BASE_URL=llm.base_url, LLM_API_KEY="test")
+    elif not with_llm:
+        env.update(LLM_PROVIDER="none")
     if os.environ.get("REDIS_URL"):
         # The run's Redis, under a prefix of our own; the jobs run in the server's threads.
         env.update(
@@ -137,22 +188,23 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             REDIS_KEY_PREFIX=f"web-{uuid.uuid4().hex[:8]}:",
             EMBEDDED_WORKER_THREADS="2",
         )
-    subprocess.run(
-        [sys.executable, "-m", "codeatlas", "users", "create-admin", "--email", ADMIN_EMAIL],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "codeatlas", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = None
     try:
+        subprocess.run(
+            [sys.executable, "-m", "codeatlas", "users", "create-admin", "--email", ADMIN_EMAIL],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        log = tmp / "serve.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "codeatlas", "serve", "--port", str(port)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 300  # a loaded 2-core CI machine migrates slowly
         while True:
             assert proc.poll() is None, log.read_text()
@@ -167,12 +219,27 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         if llm is not None:
             llm.stop()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with _serve(tmp_path_factory.mktemp("web"), "web", with_llm=True) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def served_without_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A second server with no LLM configured (LLM_PROVIDER=none), for the module that
+    checks what chat says then; started only where such a test runs."""
+    with _serve(tmp_path_factory.mktemp("web-no-llm"), "web_no_llm", with_llm=False) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

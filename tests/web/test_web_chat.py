@@ -1,15 +1,17 @@
 """Chat in a real browser against the test LLM server (OpenAI wire protocol): an answer
 streams in token by token and is rendered as Markdown, Stop ends it, Regenerate writes a new
-one, citations open the cited lines. Runs where the server has the chat API."""
+one, a citation opens the cited lines of the file, scrolled to. Runs where the server has the
+chat API."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.conftest import PASSWORD, Served
+from tests.web.conftest import PASSWORD, Served, expect, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -67,12 +69,85 @@ def test_streamed_answer_stop_and_regenerate(served: Served, watched: Any) -> No
         timeout=60_000
     )
 
-    # 3. citations, when the answer has any, open the cited lines
-    cited = page.locator("a.citation-link")
-    if cited.count():
-        href = cited.first.get_attribute("href") or ""
-        cited.first.click()
-        m = re.search(r"#L(\d+)", href)
-        if m:
-            page.locator(f"#L{m.group(1)}.hl").wait_for()
+    w.assert_clean()
+
+
+def _ledger_source() -> tuple[str, int, int]:
+    """A long Python file whose one function about ledgers sits far down (its first and
+    last line returned), below the first screen of the file view."""
+    lines: list[str] = []
+    for i in range(40):
+        if i == 33:
+            first = len(lines) + 1
+            lines += [
+                "def reconcile_quarterly_ledger(entries):",
+                '    """Reconcile the quarterly ledger balances: debits must equal credits."""',
+                "    debit = sum(e.debit for e in entries)",
+                "    credit = sum(e.credit for e in entries)",
+                "    return debit == credit",
+            ]
+            last = len(lines)
+        else:
+            lines += [f"def helper_{i}(x):", f'    """Add {i} to x."""', f"    return x + {i}"]
+        lines.append("")
+        lines.append("")
+    return "\n".join(lines), first, last
+
+
+def test_a_citation_opens_the_cited_lines(served: Served, watched: Any, tmp_path: Path) -> None:
+    if served.llm is None:
+        pytest.skip("no test LLM server (tests/llm/openai_server.py) in this tree")
+    from tests.llm.openai_server import stream
+
+    email = "citer@example.com"
+    served.verified_user(email)
+    w = watched()
+    page = w.page
+    sign_in(page, served.base, email)
+    if "chat" not in page.evaluate("document.body.dataset.features").split():
+        pytest.skip("this server has no chat API yet")
+    page.fill("#project-name", "Ledger")
+    page.click("#create-project")
+    page.wait_for_url(re.compile(r"/projects/\d+$"))
+    project_id = int(page.url.rsplit("/", 1)[1])
+    source, first, last = _ledger_source()
+    ledger = tmp_path / "ledger.py"
+    ledger.write_text(source)
+    page.set_input_files("#upload-files", str(ledger))
+    expect(page.locator("#index-summary")).to_contain_text(
+        "Indexing complete: 1 of 1", timeout=240_000
+    )
+
+    page.click("#nav a[href='/chat']")
+    page.click("#new-chat")
+    page.wait_for_url(re.compile(r"/chat/\d+$"))
+    served.llm.push(stream(["Debits equal credits, see ", "`reconcile_quarterly_ledger` [1]."]))
+    page.fill("#chat-input", "How are the quarterly ledger balances reconciled?")
+    page.click("#chat-send")
+    answer = page.locator("li.msg.assistant[data-status=complete]")
+    expect(answer).to_have_count(1, timeout=120_000)
+    expect(answer.locator("code")).to_have_text("reconcile_quarterly_ledger")
+
+    # the answer's sources name the file and lines; the one with the function opens them
+    links = answer.locator("a.citation-link")
+    expect(links.first).to_be_visible()
+    cited = None
+    for i in range(links.count()):
+        m = re.fullmatch(r"ledger\.py:(\d+)-(\d+)", links.nth(i).inner_text().strip())
+        if m and int(m.group(1)) <= first and int(m.group(2)) >= last:
+            cited = (links.nth(i), int(m.group(1)), int(m.group(2)))
+            break
+    assert cited, [links.nth(i).inner_text() for i in range(links.count())]
+    cite, start, end = cited
+    w.axe("chat: answer with sources")
+    cite.click()
+    page.wait_for_url(re.compile(rf"/projects/{project_id}/files/\d+#L{start}-L{end}$"))
+    expect(page.locator("h1")).to_have_text("ledger.py")
+    expect(page.locator(f"#L{start}")).to_have_class(re.compile(r"\bhl\b"))
+    expect(page.locator(f"#L{end}")).to_have_class(re.compile(r"\bhl\b"))
+    expect(page.locator(".line.hl")).to_have_count(end - start + 1)
+    expect(page.locator(f"#L{first}")).to_contain_text("def reconcile_quarterly_ledger")
+    # scrolled to: the cited lines are on screen, the top of the file is not
+    expect(page.locator(f"#L{start}")).to_be_in_viewport()
+    expect(page.locator("#L1")).not_to_be_in_viewport()
     w.assert_clean()

@@ -1,7 +1,7 @@
 // Entry point: restores the session from the refresh cookie, draws the navigation, and maps
 // each path to its view (history API; link clicks stay in the page).
-import { api, getToken, logout, onAuthChange, refresh, state } from "./api.js";
-import { h, link } from "./ui.js";
+import { ApiError, api, getToken, logout, onAuthChange, refresh, state } from "./api.js";
+import { banner, errorText, h, link, page } from "./ui.js";
 import { accountView, loginView, registerView, verifyView } from "./views/auth.js";
 import { projectsView, projectView } from "./views/projects.js";
 import { fileView } from "./views/file.js";
@@ -37,8 +37,18 @@ async function render() {
       return render();
     }
     drawNav();
-    const result = await view(...m.slice(1).map(Number));
-    if (typeof result === "function") cleanup = result;
+    try {
+      const result = await view(...m.slice(1).map(Number));
+      if (typeof result === "function") cleanup = result;
+    } catch (err) {
+      // A page whose data cannot be loaded says why instead of staying blank: a project you
+      // are no longer a member of answers 404, like one that never existed.
+      if (!(err instanceof ApiError)) throw err;
+      const gone = err.status === 404 || err.status === 403;
+      page(gone ? "Not available" : "Something went wrong",
+        banner("error", gone ? "This page does not exist or you have no access to it." : errorText(err), { id: "banner-page-error" }),
+        link("/", "Back to projects"));
+    }
     return;
   }
   drawNav();

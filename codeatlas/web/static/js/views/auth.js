@@ -125,15 +125,27 @@ export async function verifyView() {
 export function accountView() {
   const current = h("input", { type: "password", id: "current-password", autocomplete: "current-password", required: true });
   const next = h("input", { type: "password", id: "new-password", autocomplete: "new-password", required: true, minlength: "8" });
-  const msg = h("div");
+  const again = h("input", { type: "password", id: "new-password-again", autocomplete: "new-password", required: true, minlength: "8" });
+  const submit = h("button", { type: "submit", id: "change-password" }, "Change password");
+  const msg = h("div", { id: "password-msg" });
+  const say = (b) => { msg.replaceChildren(b); b.tabIndex = -1; b.focus(); };
   async function onsubmit(e) {
     e.preventDefault();
+    if (next.value !== again.value) {
+      say(banner("error", "The two new passwords differ.", { id: "banner-password-mismatch" }));
+      return;
+    }
+    submit.disabled = true;
     try {
       await changePassword(current.value, next.value);
-      msg.replaceChildren(banner("ok", "Password changed. Other sessions were signed out.", { id: "banner-password-changed" }));
       e.target.reset();
+      say(banner("ok", "Password changed. Other sessions were signed out.", { id: "banner-password-changed" }));
     } catch (err) {
-      msg.replaceChildren(banner("error", err.code === "BAD_CREDENTIALS" ? "The current password is wrong." : errorText(err)));
+      say(err.code === "BAD_CREDENTIALS"
+        ? banner("error", "The current password is wrong: your password was not changed.", { id: "banner-password-wrong" })
+        : banner("error", errorText(err), { id: "banner-password-error" }));
+    } finally {
+      submit.disabled = false;
     }
   }
   const u = state.user || {};
@@ -141,6 +153,6 @@ export function accountView() {
     h("p", {}, "Signed in as ", h("strong", { text: u.email || "" }), u.is_admin ? " (administrator)" : ""),
     h("h2", { text: "Change password" }), msg,
     h("form", { class: "stack", onsubmit, "aria-label": "Change password" },
-      field("Current password", current), field("New password", next),
-      h("button", { type: "submit", id: "change-password" }, "Change password")));
+      field("Current password", current), field("New password (at least 8 characters)", next),
+      field("New password again", again), submit));
 }

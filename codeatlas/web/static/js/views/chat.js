@@ -36,6 +36,18 @@ export async function chatView(chatId) {
   return conversation(chatId, pane, msg, stops);
 }
 
+// What an administrator sets, in the server's own words when it sent them (the 503's message
+// names LLM_BASE_URL, LLM_API_KEY, LLM_MODEL and the local model's LLM_PROVIDER=local).
+const NO_LLM_HELP = "An administrator sets LLM_BASE_URL (with LLM_API_KEY and LLM_MODEL) to an "
+  + "OpenAI-compatible API, or installs the local model and sets LLM_PROVIDER=local.";
+
+function noLlmBanner(serverMessage, attrs = {}) {
+  const help = serverMessage && /LLM_/.test(serverMessage) ? serverMessage.replace(/\.?$/, ".") : NO_LLM_HELP;
+  return h("div", { class: "banner warn", role: "alert", ...attrs },
+    h("strong", {}, "Chat cannot answer: no language model is configured on this server."),
+    h("p", { class: "banner-detail" }, help));
+}
+
 function citationLink(c) {
   if (c.document_id && c.project_id) {
     const range = c.start_line ? `#L${c.start_line}-L${c.end_line || c.start_line}` : "";
@@ -88,7 +100,10 @@ async function conversation(chatId, pane, msg, stops) {
     v.el.dataset.status = m.status || "complete";
     v.state.textContent = m.role === "assistant" && m.status !== "complete" ? m.status : "";
     if (m.content !== undefined && m.content !== null && m.content !== v.text) { v.text = m.content; paintMarkdown(v); }
-    if (m.status === "error") v.body.append(banner("error", m.error_code === "LLM_NOT_CONFIGURED" ? "No language model is configured on this server." : `The answer failed (${m.error_code || "error"}).`));
+    if (m.status === "error" && !v.body.querySelector(".banner")) {
+      v.body.append(m.error_code === "LLM_NOT_CONFIGURED" ? noLlmBanner(null)
+        : banner("error", `The answer failed (${m.error_code || "error"}).`));
+    }
     paintCitations(v, m.citations);
     return v;
   }
@@ -109,11 +124,10 @@ async function conversation(chatId, pane, msg, stops) {
   }
 
   function noLlm(err) {
-    if (err.code === "LLM_NOT_CONFIGURED") {
-      msg.replaceChildren(banner("warn", "No language model is configured on this server, so chat cannot answer. An administrator sets LLM_BASE_URL (see the README).", { id: "banner-no-llm" }));
-      return true;
-    }
-    return false;
+    if (err.code !== "LLM_NOT_CONFIGURED") return false;
+    msg.replaceChildren(noLlmBanner(err.message, { id: "banner-no-llm", tabindex: "-1" }));
+    msg.querySelector("#banner-no-llm").focus();
+    return true;
   }
 
   async function onsubmit(e) {

@@ -312,53 +312,74 @@ function indexingPanel(projectId, reloadTree, stops) {
 
 function membersPanel(project) {
   const isOwner = project.role === "owner";
-  const body = h("tbody");
-  const msg = h("div");
+  const body = h("tbody", { id: "members-body" });
+  const msg = h("div", { id: "members-msg" });
   const roles = ["owner", "editor", "viewer"];
+  const say = (kind, text) => msg.replaceChildren(banner(kind, text));
+  let members = [];
   async function load() {
-    const members = await api("GET", `/projects/${project.id}/members`);
+    try {
+      members = await api("GET", `/projects/${project.id}/members`);
+    } catch (err) { say("error", errorText(err)); return; }
     body.replaceChildren(...members.map((m) => {
-      const roleCell = isOwner && m.user_id !== state.user.id
-        ? h("select", { "aria-label": `Role of ${m.email}`, onchange: async (e) => {
-          try { await api("PATCH", `/projects/${project.id}/members/${m.user_id}`, { body: { role: e.target.value } }); msg.replaceChildren(banner("ok", `${m.email} is now ${e.target.value}.`)); }
-          catch (err) { msg.replaceChildren(banner("error", errorText(err))); load(); }
+      const other = isOwner && m.user_id !== state.user.id;
+      const roleCell = other
+        ? h("select", { "aria-label": `Role of ${m.email}`, class: "member-role", onchange: async (e) => {
+          try {
+            await api("PATCH", `/projects/${project.id}/members/${m.user_id}`, { body: { role: e.target.value } });
+            say("ok", `${m.email} is now ${e.target.value}.`);
+          } catch (err) { say("error", errorText(err)); }
+          load();
         } }, ...roles.map((r) => h("option", { value: r, selected: r === m.role }, r)))
-        : m.role;
-      const remove = isOwner && m.user_id !== state.user.id
-        ? h("button", { type: "button", class: "secondary", onclick: async () => {
-          try { await api("DELETE", `/projects/${project.id}/members/${m.user_id}`); load(); }
-          catch (err) { msg.replaceChildren(banner("error", errorText(err))); }
+        : h("span", { class: "member-role", text: m.role });
+      const remove = other
+        ? h("button", { type: "button", class: "secondary member-remove", "aria-label": `Remove ${m.email}`, onclick: async () => {
+          try { await api("DELETE", `/projects/${project.id}/members/${m.user_id}`); say("ok", `${m.email} removed.`); }
+          catch (err) { say("error", errorText(err)); }
+          load();
         } }, "Remove") : "";
-      return h("tr", {}, h("td", { text: m.email }), h("td", { text: m.full_name }), h("td", {}, roleCell), h("td", {}, remove));
+      return h("tr", { dataset: { email: m.email, role: m.role } },
+        h("td", { text: m.email }), h("td", { text: m.full_name }), h("td", {}, roleCell), h("td", {}, remove));
     }));
     if (!isOwner) return;
     // Owners also see the invited addresses that have no verified account yet.
-    const invited = await api("GET", `/projects/${project.id}/invitations`);
+    let invited = [];
+    try {
+      invited = await api("GET", `/projects/${project.id}/invitations`);
+    } catch (err) { say("error", errorText(err)); return; }
     body.append(...invited.map((i) => h("tr", { "data-invitation": String(i.id) },
       h("td", { text: i.email }), h("td", { class: "muted", text: "invited" }), h("td", { text: i.role }),
       h("td", {}, h("button", { type: "button", class: "secondary", "aria-label": `Cancel the invitation of ${i.email}`, onclick: async () => {
-        try { await api("DELETE", `/projects/${project.id}/invitations/${i.id}`); load(); }
-        catch (err) { msg.replaceChildren(banner("error", errorText(err))); }
+        try { await api("DELETE", `/projects/${project.id}/invitations/${i.id}`); say("ok", `The invitation of ${i.email} is cancelled.`); }
+        catch (err) { say("error", errorText(err)); }
+        load();
       } }, "Cancel")))));
   }
-  const email = h("input", { type: "email", id: "member-email", required: true });
+  const email = h("input", { type: "email", id: "member-email", required: true, autocomplete: "off" });
   const role = h("select", { id: "member-role" }, ...roles.map((r) => h("option", { value: r, selected: r === "viewer" }, r)));
+  const submit = h("button", { type: "submit", id: "member-add" }, "Add member");
   async function onsubmit(e) {
     e.preventDefault();
+    const address = email.value.trim();
+    const asRole = role.value;
+    submit.disabled = true;
     try {
-      // The same answer whether or not the address has an account.
-      const r = await api("POST", `/projects/${project.id}/members`, { body: { email: email.value, role: role.value } });
-      msg.replaceChildren(banner("ok", `${r.email} is added as ${r.role}. Without an account yet, they join when they register.`, { id: "banner-member-added" }));
+      // The same answer whether or not the address has an account (no enumeration): the
+      // member list, reloaded, shows who is in; owners also see pending invitations.
+      const r = await api("POST", `/projects/${project.id}/members`, { body: { email: address, role: asRole } });
       e.target.reset();
-      load();
-    } catch (err) { msg.replaceChildren(banner("error", errorText(err))); }
+      await load();
+      msg.replaceChildren(banner("ok", `${r.email} is added as ${r.role}. Without an account yet, they join when they register.`, { id: "banner-member-added" }));
+    } catch (err) { say("error", errorText(err)); }
+    finally { submit.disabled = false; }
   }
   load();
-  return h("section", { class: "panel", "aria-labelledby": "mem-h" },
+  return h("section", { class: "panel", "aria-labelledby": "mem-h", id: "members" },
     h("h2", { id: "mem-h", text: "Members" }), msg,
-    h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Members" }, h("table", { class: "data" },
+    h("div", { class: "scroll-x", tabindex: "0", role: "region", "aria-label": "Members" }, h("table", { class: "data", id: "members-table" },
       h("thead", {}, h("tr", {}, h("th", { text: "E-mail" }), h("th", { text: "Name" }), h("th", { text: "Role" }), h("th", {}, h("span", { class: "visually-hidden" }, "Actions")))), body)),
-    isOwner ? h("form", { class: "stack", onsubmit, "aria-label": "Add a member" },
-      field("E-mail of the member", email), field("Role", role), h("button", { type: "submit", id: "member-add" }, "Add member")) : null,
+    isOwner ? h("form", { class: "stack", onsubmit, "aria-label": "Add a member", id: "member-form" },
+      field("E-mail of the member", email), field("Role", role), submit)
+      : h("p", { class: "muted", id: "your-role" }, `You are ${project.role === "editor" ? "an editor" : "a viewer"} of this project.`),
     h("p", { class: "muted" }, "Created ", fmtDate(project.created_at)));
 }
