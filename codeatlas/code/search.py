@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -62,14 +63,18 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.code.schemas import FilenameHit, MatchKind
 from codeatlas.code.service import prefix_upper_bound
 from codeatlas.db.base import utcnow
+from codeatlas.db.session import Database, atomic
 from codeatlas.errors import BadRequest, NotFound
 from codeatlas.models import CodeDocument, ProjectMembership, SearchHistory
 from codeatlas.models.code import PATH_SEPARATORS, squashed_path
+
+logger = logging.getLogger(__name__)
 
 CANDIDATES = 500
 # The substring rank reads its candidates from the heap (a trigram match is only a
@@ -319,8 +324,15 @@ async def search_filenames(
     query: str,
     project_id: int | None,
     limit: int,
+    defer_history: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[list[FilenameHit], bool]:
-    """Ranked matches and whether there were more; records the search in the history."""
+    """Ranked matches and whether there were more; records the search in the history.
+
+    On PostgreSQL the history row is written by the search statement itself. Elsewhere
+    (SQLite) it is a separate write, which must take the database's one write lock: with
+    ``defer_history`` the caller gets the row to record after answering (the API does, so
+    a search never queues behind the writers of an indexing upload).
+    """
     text = query.strip()
     if not text:
         raise BadRequest("Empty search query", error_code="EMPTY_QUERY")
@@ -380,8 +392,20 @@ async def search_filenames(
     results = hits[:limit]
     if not postgresql:
         history["result_count"] = len(results)
-        await session.execute(insert(_HISTORY).values(**history))
+        if defer_history is not None:
+            defer_history(history)
+        else:
+            await session.execute(insert(_HISTORY).values(**history))
     return results, len(hits) > limit
+
+
+async def record_history(db: Database, history: dict[str, Any]) -> None:
+    """Write a deferred history row (see :func:`search_filenames`); best effort."""
+    try:
+        async with db.session() as session, atomic(session):
+            await session.execute(insert(_HISTORY).values(**history))
+    except (SQLAlchemyError, OSError) as exc:  # the answer is sent; a lost row is logged
+        logger.warning("search history not recorded: %s", exc)
 
 
 # -- history --------------------------------------------------------------------------------

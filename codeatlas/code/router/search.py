@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 
 from codeatlas.auth.deps import CurrentUser
 from codeatlas.code import search
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/search", tags=["search"])
 @router.get("/files", responses=responses(400, 401, 404), summary="Find files by name")
 async def search_files(
     request: Request,
+    background: BackgroundTasks,
     user: CurrentUser,
     session: SessionDep,
     q: Annotated[str, Query(min_length=1, max_length=256, description="Part of a path.")],
@@ -36,6 +37,9 @@ async def search_files(
         query=q,
         project_id=project_id,
         limit=min(limit, settings.filename_search_max_results),
+        defer_history=lambda row: background.add_task(
+            search.record_history, request.app.state.db, row
+        ),
     )
     return FilenameSearchResponse(query=q, project_id=project_id, results=hits, truncated=truncated)
 
