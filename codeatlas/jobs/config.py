@@ -45,14 +45,14 @@ class JobsSettings(BaseModel):
         ),
     )
     embedded_worker_nice: int = Field(
-        10,
+        0,
         ge=0,
         le=19,
         description=(
             "Scheduling niceness the worker child of `codeatlas serve` (EMBEDDED_WORKER_MODE="
-            "process) adds to itself: parsing and embedding then yield the CPU to the API "
-            "process, so requests stay fast while a big upload indexes. 0 keeps the same "
-            "priority as the API. Measured in docs/benchmarks.md."
+            "process) adds to itself, e.g. 10: parsing and embedding then yield the CPU to "
+            "the API processes and to every other program. 0 (default): the same priority "
+            "as the API. Measured in docs/benchmarks.md."
         ),
     )
     jobs_worker_threads: int = Field(
