@@ -88,7 +88,9 @@ async function conversation(chatId, pane, msg, stops) {
     v.el.dataset.status = m.status || "complete";
     v.state.textContent = m.role === "assistant" && m.status !== "complete" ? m.status : "";
     if (m.content !== undefined && m.content !== null && m.content !== v.text) { v.text = m.content; paintMarkdown(v); }
-    if (m.status === "error") v.body.append(banner("error", m.error_code === "LLM_NOT_CONFIGURED" ? "No language model is configured on this server." : `The answer failed (${m.error_code || "error"}).`));
+    if (m.status === "error") v.body.append(banner("error", m.error_code === "LLM_NOT_CONFIGURED" ? "No language model is configured on this server."
+      : m.error_code === "INTERRUPTED" ? "The answer was interrupted (the server stopped while writing it); Regenerate to try again."
+      : `The answer failed (${m.error_code || "error"}).`));
     paintCitations(v, m.citations);
     return v;
   }
