@@ -109,7 +109,13 @@ class LLMSettings(BaseModel):
         0, ge=0, le=65535, description="Port of the local llama.cpp server; 0: a free port."
     )
     local_llm_context: int = Field(
-        2048, ge=256, description="Context window (n_ctx) of the local model, in tokens."
+        4096,
+        ge=512,
+        description=(
+            "Context window (n_ctx) of the local model, in tokens. `serve` caps "
+            "LLM_CONTEXT_WINDOW to 3/4 of it (prompts are fitted by an estimate) and "
+            "LLM_MAX_TOKENS to a third of that."
+        ),
     )
     local_llm_threads: int = Field(
         2, ge=1, description="CPU threads llama.cpp may use for the local model."

@@ -14,8 +14,6 @@ test server streaming slowly:
 from __future__ import annotations
 
 import asyncio
-import http.client
-import json
 import os
 import signal
 import time
@@ -31,27 +29,11 @@ from codeatlas.settings import Settings
 from tests.auth.serving import serve_env
 from tests.factories import auth_headers, create_user
 from tests.llm.openai_server import OpenAITestServer, stream
-from tests.llm.serving import serving
+from tests.llm.serving import call, serving
 
 pytestmark = pytest.mark.slow
 
 LEASE = 8.0  # C's CHAT_STALE_ANSWER_SECONDS; A and B renew every 0.5 s
-
-
-def call(
-    port: int, method: str, path: str, headers: dict[str, str], body: Any = None
-) -> tuple[int, dict[str, Any]]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        data = json.dumps(body) if body is not None else None
-        conn.request(
-            method, path, body=data, headers={"Content-Type": "application/json", **headers}
-        )
-        resp = conn.getresponse()
-        raw = resp.read()
-        return resp.status, (json.loads(raw) if raw else {})
-    finally:
-        conn.close()
 
 
 def env(settings: Settings, data_dir: Path, llm: OpenAITestServer, stale: float) -> dict[str, str]:
