@@ -1,7 +1,9 @@
 """Start-up of the chat domain: the turn manager and the WS `chat.stop` message.
 
 Answers being generated at shut-down are cancelled and awaited; their messages end as
-``error`` / ``INTERRUPTED`` (see :mod:`.turns`).
+``error`` / ``INTERRUPTED`` (see :mod:`.turns`). Answers left ``pending``/``streaming`` by a
+process that died without shutting down are marked the same way by the sweep of
+:mod:`.recovery`: at start-up, then periodically.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from codeatlas.chat.recovery import StaleAnswerSweeper
 from codeatlas.chat.turns import TurnManager
 from codeatlas.errors import NotFound
 
@@ -43,3 +46,8 @@ async def startup(app: FastAPI, stack: AsyncExitStack) -> None:
     app.state.chat_turns = turns
     stack.push_async_callback(turns.aclose)
     register_ws_handlers()
+    sweeper = StaleAnswerSweeper(app)
+    app.state.chat_sweeper = sweeper
+    await sweeper.startup_sweep()
+    sweeper.start()
+    stack.push_async_callback(sweeper.aclose)

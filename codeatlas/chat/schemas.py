@@ -73,7 +73,13 @@ class MessageOut(BaseModel):
     status: Status
     citations: list[CitationOut]
     usage: UsageOut | None
-    error_code: str | None
+    error_code: str | None = Field(
+        description=(
+            "Why an `error` answer failed: an LLM_* code, INTERRUPTED (its server process "
+            "stopped while writing it; the partial text is kept: regenerate it), "
+            "INTERNAL_ERROR."
+        )
+    )
     created_at: datetime
 
 

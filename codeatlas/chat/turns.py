@@ -14,6 +14,13 @@ Tasks are registered in :class:`TurnManager` (never fire-and-forget): cancelled 
 at shut-down, their messages marked ``error`` / ``INTERRUPTED``. An unexpected exception
 ends the turn as ``error`` / ``INTERNAL_ERROR`` and then reaches the log and Sentry with
 the turn's request id.
+
+Lease: while a turn runs it renews its message's ``updated_at`` every
+CHAT_ANSWER_HEARTBEAT_SECONDS, and every write of the turn is conditional on the message
+still being ``pending``/``streaming``. A process that dies without shutting down leaves a
+lease that expires; :mod:`.recovery` then marks the message ``INTERRUPTED``. A turn whose
+write matches no row (swept after an outage longer than the lease, or its chat deleted) has
+lost its message: it stops and publishes nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import redis.asyncio as aioredis
 import sentry_sdk
 from fastapi import FastAPI
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 
 from codeatlas.chat.prompt import Prompt, build_prompt
 from codeatlas.chat.retrieval import retrieve
@@ -43,11 +51,18 @@ from codeatlas.errors import AppError
 from codeatlas.llm.client import LLMClient, StreamOutcome, Usage
 from codeatlas.llm.errors import LLMNotConfigured
 from codeatlas.models import Chat, ChatMessage
+from codeatlas.models.chat import ACTIVE_STATUSES
 from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 STOP_TTL = 300  # seconds a stop flag outlives the request that set it
+# Errors a lease renewal outlives (the database away for a moment): tried again next beat.
+RENEW_ERRORS = (SQLAlchemyError, OSError)
+
+
+class LeaseLost(Exception):
+    """The turn's message is no longer `pending`/`streaming` (swept, or its chat deleted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,7 @@ class TurnState:
     pieces: list[str] = field(default_factory=list)
     prompt: Prompt | None = None
     outcome: StreamOutcome = field(default_factory=StreamOutcome)
+    lost: bool = False  # the message was taken from this turn (see LeaseLost)
 
     @property
     def content(self) -> str:
@@ -180,13 +196,28 @@ class TurnManager:
                 logger.warning("cannot read the stop flag (%s)", exc)
             await asyncio.sleep(self.settings.chat_stop_poll_interval)
 
+    async def _heartbeat(self, job: TurnJob, state: TurnState, stop: asyncio.Event) -> None:
+        """Renew the lease on the message until the turn ends; stop the turn if it is lost."""
+        while True:
+            await asyncio.sleep(self.settings.chat_answer_heartbeat_seconds)
+            try:
+                held = await self._save(job.message_id, {})
+            except RENEW_ERRORS as exc:
+                logger.warning("lease of answer %s not renewed (%s)", job.message_id, exc)
+                continue
+            if not held:
+                state.lost = True
+                stop.set()
+                return
+
     async def _run(self, job: TurnJob) -> None:
         state = TurnState()
         stop = self._stops.get(job.message_id) or asyncio.Event()
         logger.info("chat turn started: chat %s, message %s", job.chat_id, job.message_id)
         started = time.perf_counter()
         helpers: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self._watch_stop(job.message_id, stop))
+            asyncio.create_task(self._watch_stop(job.message_id, stop)),
+            asyncio.create_task(self._heartbeat(job, state, stop)),
         ]
         status, error = "error", AppError("Internal error", error_code="INTERNAL_ERROR")
         gen: asyncio.Task[None] | None = None
@@ -206,6 +237,8 @@ class TurnManager:
                     status = "stopped"
         except AppError as exc:
             error = exc
+        except LeaseLost:
+            state.lost = True
         except asyncio.CancelledError:
             error = AppError("The server shut down during the answer", error_code="INTERRUPTED")
             raise
@@ -217,6 +250,8 @@ class TurnManager:
                 await asyncio.wait({gen})
             # Shielded: a shut-down must not leave the message `streaming` forever.
             await asyncio.shield(self._finish(job, state, status, error))
+            if state.lost:
+                status = "lost"
             logger.info(
                 "chat turn %s: %s in %.0f ms (%d pieces)",
                 job.message_id,
@@ -229,13 +264,9 @@ class TurnManager:
         client: LLMClient | None = getattr(self.app.state, "llm", None)
         if client is None:
             raise LLMNotConfigured()
+        if not await self._save(job.message_id, {"status": "streaming"}):
+            raise LeaseLost()
         async with self.db.session() as session:
-            async with atomic(session):
-                await session.execute(
-                    update(ChatMessage)
-                    .where(ChatMessage.id == job.message_id)
-                    .values(status="streaming")
-                )
             past = await history(
                 session, job.chat_id, job.question_id, self.settings.chat_history_messages
             )
@@ -272,16 +303,29 @@ class TurnManager:
                     },
                 )
                 if time.monotonic() - last_save >= self.settings.chat_save_interval:
-                    await self._save(job.message_id, {"content": state.content})
+                    if not await self._save(job.message_id, {"content": state.content}):
+                        raise LeaseLost()
                     last_save = time.monotonic()
 
-    async def _save(self, message_id: int, values: dict[str, Any]) -> None:
+    async def _save(self, message_id: int, values: dict[str, Any]) -> bool:
+        """Write the message (and renew its lease) if it is still this turn's to write."""
         async with self.db.session() as session, atomic(session):
-            await session.execute(
-                update(ChatMessage).where(ChatMessage.id == message_id).values(**values)
+            result = await session.execute(
+                update(ChatMessage)
+                .where(ChatMessage.id == message_id, ChatMessage.status.in_(ACTIVE_STATUSES))
+                .values(**values, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
             )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def _finish(self, job: TurnJob, state: TurnState, status: str, error: AppError) -> None:
+        if state.lost:
+            logger.warning(
+                "chat turn %s lost its message (marked interrupted by a sweep, or its chat "
+                "was deleted); its end is not recorded",
+                job.message_id,
+            )
+            return
         usage = state.usage()
         citations = state.prompt.citations() if state.prompt is not None else []
         values: dict[str, Any] = {
@@ -293,7 +337,10 @@ class TurnManager:
             "completion_tokens": usage.completion_tokens if usage else None,
             "usage_estimated": bool(usage and usage.estimated),
         }
-        await self._save(job.message_id, values)
+        if not await self._save(job.message_id, values):
+            state.lost = True
+            logger.warning("chat turn %s: its message is gone or already ended", job.message_id)
+            return
         async with self.db.session() as session, atomic(session):
             await session.execute(
                 update(Chat).where(Chat.id == job.chat_id).values(updated_at=utcnow())

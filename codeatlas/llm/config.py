@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class LLMSettings(BaseModel):
@@ -109,7 +109,13 @@ class LLMSettings(BaseModel):
         0, ge=0, le=65535, description="Port of the local llama.cpp server; 0: a free port."
     )
     local_llm_context: int = Field(
-        2048, ge=256, description="Context window (n_ctx) of the local model, in tokens."
+        4096,
+        ge=512,
+        description=(
+            "Context window (n_ctx) of the local model, in tokens. `serve` caps "
+            "LLM_CONTEXT_WINDOW to 3/4 of it (prompts are fitted by an estimate) and "
+            "LLM_MAX_TOKENS to a third of that."
+        ),
     )
     local_llm_threads: int = Field(
         2, ge=1, description="CPU threads llama.cpp may use for the local model."
@@ -157,3 +163,32 @@ class LLMSettings(BaseModel):
             "to any API process ends generation within about this long."
         ),
     )
+    chat_answer_heartbeat_seconds: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Seconds between two lease renewals of an answer being generated: its process "
+            "touches the message's `updated_at` (besides the content saves), so no sweep takes "
+            "a live answer for a crashed one. Must be under half of CHAT_STALE_ANSWER_SECONDS."
+        ),
+    )
+    chat_stale_answer_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "An answer still `pending`/`streaming` whose `updated_at` is older than this "
+            "(its process died: SIGKILL, OOM, power loss) is marked `error` / `INTERRUPTED`, "
+            "its partial text kept, so it can be regenerated. Swept at start-up and every "
+            "half of this by one API process at a time; the clocks of the API hosts must agree "
+            "to well within it (NTP)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Self:
+        if self.chat_answer_heartbeat_seconds * 2 > self.chat_stale_answer_seconds:
+            raise ValueError(
+                "CHAT_ANSWER_HEARTBEAT_SECONDS must be at most half of CHAT_STALE_ANSWER_SECONDS "
+                "(a live answer would be taken for a crashed one)"
+            )
+        return self

@@ -175,12 +175,22 @@ class LocalLLMServer:
                 self._watchdog.wait(timeout=5)
 
 
+def local_limits(settings: Settings) -> dict[str, str]:
+    """LLM_CONTEXT_WINDOW / LLM_MAX_TOKENS that fit the local model's context."""
+    window = min(settings.llm_context_window, settings.local_llm_context * 3 // 4)
+    max_tokens = min(settings.llm_max_tokens, window // 3)
+    return {"LLM_CONTEXT_WINDOW": str(window), "LLM_MAX_TOKENS": str(max_tokens)}
+
+
 @contextlib.contextmanager
 def local_llm_for_serve(settings: Settings) -> Iterator[str | None]:
     """For `codeatlas serve`: the local model's server while serving, when it is the provider.
 
     Yields its base URL (exported as LLM_BASE_URL/LLM_MODEL for the workers), or None when
-    another provider (or none) is configured.
+    another provider (or none) is configured. LLM_CONTEXT_WINDOW and LLM_MAX_TOKENS are
+    exported too, capped to what the model's context (LOCAL_LLM_CONTEXT) takes: llama.cpp
+    refuses a prompt longer than its context, and the prompt is fitted by an estimate
+    (characters / 4) that real tokens may exceed by about a third on code, hence 3/4 of it.
     """
     from codeatlas.llm.lifecycle import resolve_provider
 
@@ -190,9 +200,10 @@ def local_llm_for_serve(settings: Settings) -> Iterator[str | None]:
     server = LocalLLMServer(settings, log_file=(settings.data_dir / "local-llm.log").resolve())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     server.start()
-    saved = {k: os.environ.get(k) for k in ("LLM_BASE_URL", "LLM_MODEL")}
-    os.environ["LLM_BASE_URL"] = server.base_url
-    os.environ["LLM_MODEL"] = server.alias
+    exported = local_limits(settings)
+    exported.update(LLM_BASE_URL=server.base_url, LLM_MODEL=server.alias)
+    saved = {k: os.environ.get(k) for k in exported}
+    os.environ.update(exported)
     get_settings.cache_clear()
     logger.info("local LLM %s at %s", server.alias, server.base_url)
     try:

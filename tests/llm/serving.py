@@ -8,12 +8,14 @@ takes minutes, and a test must not fail because the machine is busy.
 from __future__ import annotations
 
 import http.client
+import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import free_port
 
@@ -62,3 +64,20 @@ def serving(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def call(
+    port: int, method: str, path: str, headers: dict[str, str], body: Any = None
+) -> tuple[int, dict[str, Any]]:
+    """One JSON request on a fresh connection: (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        data = json.dumps(body) if body is not None else None
+        conn.request(
+            method, path, body=data, headers={"Content-Type": "application/json", **headers}
+        )
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, (json.loads(raw) if raw else {})
+    finally:
+        conn.close()

@@ -102,6 +102,7 @@ async function conversation(chatId, pane, msg, stops) {
     if (m.content !== undefined && m.content !== null && m.content !== v.text) { v.text = m.content; paintMarkdown(v); }
     if (m.status === "error" && !v.body.querySelector(".banner")) {
       v.body.append(m.error_code === "LLM_NOT_CONFIGURED" ? noLlmBanner(null)
+        : m.error_code === "INTERRUPTED" ? banner("error", "The answer was interrupted (the server stopped while writing it); Regenerate to try again.")
         : banner("error", `The answer failed (${m.error_code || "error"}).`));
     }
     paintCitations(v, m.citations);
