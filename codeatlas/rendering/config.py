@@ -91,12 +91,12 @@ class RenderingSettings(BaseModel):
         ),
     )
     render_max_inline_marks: int = Field(
-        5_000,
+        10_000,
         ge=1,
         description=(
-            "Most Markdown punctuation marks ([ ] * _ ` < & $ | ~ ! \\) outside fenced code "
-            "one input may hold; more answers 422 MARKDOWN_TOO_COMPLEX. The parser's cost "
-            "grows fastest with these (unmatched brackets, emphasis runs; issue 11)."
+            "Most Markdown punctuation marks (* + # _ : @ > ` - [ ] % $ & ! = < \\ ~ ^ { } |) "
+            "outside fenced code one input may hold; more answers 422 MARKDOWN_TOO_COMPLEX. "
+            "The parser stops at each of them (unmatched brackets, emphasis runs; issue 11)."
         ),
     )
     render_max_lines: int = Field(
@@ -105,6 +105,47 @@ class RenderingSettings(BaseModel):
         description=(
             "Most lines outside fenced code one input may hold (each can open a block: "
             "headings, list items, table rows); more answers 422 MARKDOWN_TOO_COMPLEX."
+        ),
+    )
+    render_max_work: int = Field(
+        100_000,
+        ge=1,
+        description=(
+            "Most estimated render work one input may need, in units of about 1 µs of CPU on "
+            "the reference machine: characters, lines, punctuation marks, brackets, table "
+            "cells, formulas, highlighted and linkified characters, each weighted by its "
+            "measured cost (codeatlas/rendering/complexity.py). More answers 422 "
+            "MARKDOWN_TOO_COMPLEX. The default keeps every accepted input under 250 ms "
+            "(docs/benchmarks.md, issue 11); raise it only with a larger time budget."
+        ),
+    )
+    render_max_highlight_chars: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Characters of fenced code Pygments highlights per document, and at most what "
+            "RENDER_MAX_WORK leaves after parsing (12 units a character); a block that does "
+            "not fit in what is left is sent as plain escaped code (not refused). Lexers "
+            "cost 1-10 µs per character."
+        ),
+    )
+    render_linkify_max_chars: int = Field(
+        20_000,
+        ge=0,
+        description=(
+            "Longest document (characters) whose bare URLs are turned into links, if "
+            "RENDER_MAX_WORK still has 5 units a character after parsing and highlighting; "
+            "otherwise it is rendered without linkify (explicit links and <https://...> "
+            "still work). linkify costs 1.5-4 µs per character."
+        ),
+    )
+    render_max_math_chars: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Characters of $...$ formulas converted to MathML per document, and at most what "
+            "RENDER_MAX_WORK leaves after parsing (5 units a character); later formulas are "
+            "shown as their source. latex2mathml costs 2-5 µs per character."
         ),
     )
     rate_limit_render: str = Field(

@@ -11,7 +11,7 @@ from codeatlas.auth.deps import CurrentUser
 from codeatlas.core.ratelimit import limiter, setting_limit
 from codeatlas.errors import BadRequest, responses
 from codeatlas.rendering.bodylimit import BoundedBodyRoute, too_large
-from codeatlas.rendering.complexity import check_complexity
+from codeatlas.rendering.complexity import ComplexityLimits, check_complexity
 from codeatlas.rendering.core import RenderResult, RenderTooLarge, stylesheet
 from codeatlas.rendering.schemas import STYLE_PATTERN, RenderRequest
 from codeatlas.rendering.service import RenderingService
@@ -66,7 +66,7 @@ async def markdown(
     while render-svc is failing; results are cached by a hash of input and options.
     """
     settings: Settings = request.app.state.settings
-    check_complexity(body.markdown, settings.render_max_inline_marks, settings.render_max_lines)
+    check_complexity(body.markdown, ComplexityLimits.from_settings(settings))
     try:
         outcome = await service.render(body.markdown, body.options)
     except RenderTooLarge as exc:

@@ -178,7 +178,11 @@ async def test_slow_render_does_not_block_the_event_loop(api_client: Any) -> Non
             longest = max(longest, now - last)
             last = now
 
-    limits = {"render_max_lines": 100_000, "render_max_inline_marks": 200_000}
+    limits = {
+        "render_max_lines": 100_000,
+        "render_max_inline_marks": 200_000,
+        "render_max_work": 50_000_000,
+    }
     async with api_client(**limits) as (_, client):
         tick = asyncio.create_task(ticker())
         started = time.perf_counter()
