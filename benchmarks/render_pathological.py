@@ -67,7 +67,6 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     settings = Settings(env="test")
-    limits = ComplexityLimits.from_settings(settings)
     inputs = {**CORPUS, **BENIGN}
     load = os.getloadavg()
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -24,8 +24,9 @@ class RenderingSettings(BaseModel):
         gt=0,
         description=(
             "Seconds render-svc may go without sending bytes once the request is sent (also the "
-            "write timeout). A call that hangs longer counts as a breaker failure. The largest "
-            "allowed input takes ~1.5 s of CPU to render, so keep it above that."
+            "write timeout). A call that hangs longer counts as a breaker failure. An input "
+            "within the complexity limits takes < 250 ms of CPU to render (issue 11); keep "
+            "it well above that."
         ),
     )
     render_pool_timeout: float = Field(

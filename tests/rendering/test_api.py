@@ -260,3 +260,15 @@ async def test_render_svc_app_renders_limits_and_probes(
         ready = await client.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"]["renderer"]["status"] == "ready"
+
+
+async def test_render_svc_refuses_over_complex_markdown(svc_client: Callable[..., Any]) -> None:
+    # the API checks first; render-svc applies the same limits to whoever calls it directly
+    app, client = await svc_client(render_max_work=1_000)
+    async with app.router.lifespan_context(app), client:
+        r = await client.post("/render/markdown", json={"markdown": "[a" * 200})
+        assert r.status_code == 422
+        assert r.json()["error_code"] == "MARKDOWN_TOO_COMPLEX"
+        assert r.json()["details"]["work"] > 1_000
+        ok = await client.post("/render/markdown", json={"markdown": "*plain*"})
+        assert ok.status_code == 200 and "<em>plain</em>" in ok.json()["html"]
