@@ -47,7 +47,7 @@ MAX_FENCE_LINES = 200
 # Work units (≈ µs of CPU on the reference machine) per counted item.
 W_BYTE = 0.1  # every character: scanning, escaping, sanitising
 W_LINE = 35.0  # a non-blank line outside fenced code (list item, heading, table row ...)
-W_FENCED_LINE = 1.5  # a line inside fenced code (the fence rule only looks for its end)
+W_FENCED_LINE = 2.5  # a line inside fenced code (the fence rule only looks for its end)
 W_MARK = 8.0  # a punctuation mark outside fenced code (every inline rule is tried)
 W_BRACKET = 30.0  # extra for "[" (link label scans, "![" images)
 W_PIPE = 20.0  # extra for "|" (a table cell: its own inline parse)

@@ -299,13 +299,41 @@ def _normalise_lang(info: str) -> str:
     return word if _LANG_RE.fullmatch(word) else ""
 
 
+#: Languages that are highlighted; other fences stay plain (with their language-* class).
+#: Loading a Pygments lexer costs 2-150 ms the first time in a process (scala: 150 ms), so
+#: a document naming many rare languages would blow the time budget (issue 11): these are
+#: loaded once in the background when a renderer starts (:func:`warm_up`).
+HIGHLIGHT_LANGUAGES = frozenset(
+    {
+        "python", "py", "python3", "py3", "pycon", "javascript", "js", "jsx", "typescript",
+        "ts", "tsx", "json", "yaml", "toml", "ini", "xml", "html", "css",
+        "scss", "bash", "sh", "shell", "zsh", "console", "shell-session", "powershell",
+        "ps1", "sql", "postgresql", "c", "cpp", "c++", "csharp", "c#", "cs",
+        "java", "kotlin", "go", "golang", "rust", "rs", "ruby", "rb", "php", "swift",
+        "scala", "haskell", "hs", "lua", "perl", "r", "dart", "elixir", "erlang", "clojure",
+        "docker", "dockerfile", "make", "makefile", "cmake", "nginx", "diff",
+        "markdown", "md", "rst", "latex", "tex", "graphql", "protobuf", "proto", "terraform",
+        "hcl", "text", "objective-c", "objc", "julia", "matlab", "fortran", "zig", "nim",
+        "ocaml", "fsharp", "vb.net", "groovy", "jinja", "django", "http",
+    }
+)  # fmt: skip
+
+
 @lru_cache(maxsize=256)
 def _lexer_for(lang: str) -> Lexer | None:
+    if lang not in HIGHLIGHT_LANGUAGES:
+        return None
     try:
         # stripnl=False: keep leading blank lines exactly as the author wrote them.
         return get_lexer_by_name(lang, stripnl=False)
     except ClassNotFound:
         return None
+
+
+def warm_up() -> None:
+    """Load every lexer of HIGHLIGHT_LANGUAGES (once per process; later calls are free)."""
+    for lang in sorted(HIGHLIGHT_LANGUAGES):
+        _lexer_for(lang)
 
 
 @dataclass

@@ -56,6 +56,7 @@ from codeatlas.rendering.core import (
     RenderTooLarge,
     cache_key,
     render_markdown,
+    warm_up,
 )
 from codeatlas.rendering.schemas import Renderer, RenderRequest
 from codeatlas.settings import Settings
@@ -123,6 +124,8 @@ class LocalRenderer:
         # A pool of our own rather than asyncio.to_thread: renders must not queue behind (or
         # starve) other users of the default executor, and the thread count is a setting.
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")
+        # lexers load in the background now, not in the first requests that need them
+        self._executor.submit(warm_up)
 
     async def render(self, text: str, options: RenderOptions) -> RenderResult:
         loop = asyncio.get_running_loop()

@@ -115,6 +115,56 @@ CORPUS: dict[str, str] = {
     "highlight-ruby": "".join(
         "```ruby\n" + "def f(x) = x.map { |y| y * 2 }\n" * 60 + "```\n" for _ in range(100)
     ),
+    # loading a lexer the first time costs up to 150 ms (scala): 99 fences, rare languages
+    "highlight-rare-languages": "".join(
+        f"```{lang}\nx = 1\n```\n"
+        for lang in (
+            "cobol",
+            "ada",
+            "abap",
+            "apl",
+            "awk",
+            "boo",
+            "ceylon",
+            "chapel",
+            "crystal",
+            "cypher",
+            "d",
+            "eiffel",
+            "factor",
+            "fancy",
+            "gap",
+            "gosu",
+            "hy",
+            "idris",
+            "io",
+            "j",
+            "lasso",
+            "limbo",
+            "mask",
+            "modula2",
+            "monkey",
+            "mosel",
+            "nesc",
+            "nit",
+            "ooc",
+            "pike",
+            "pony",
+            "rebol",
+            "red",
+            "sarl",
+            "smalltalk",
+            "snobol",
+            "tcl",
+            "vala",
+            "whiley",
+            "x10",
+            "xtend",
+            "zephir",
+            "befunge",
+        )
+        * 2
+    ),
     "highlight-many-languages": "".join(
         f"```{lang}\n" + "int main(void){ int x = 3; return x; }\n" * 40 + "```\n"
         for lang in ("c", "rust", "bash", "perl", "yaml", "javascript") * 15

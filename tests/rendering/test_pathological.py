@@ -26,7 +26,12 @@ from codeatlas.rendering.complexity import (
     check_complexity,
     measure,
 )
-from codeatlas.rendering.core import RenderLimits, render_markdown, sanitize_html
+from codeatlas.rendering.core import (
+    HIGHLIGHT_LANGUAGES,
+    RenderLimits,
+    render_markdown,
+    sanitize_html,
+)
 from tests.rendering.pathological_corpus import BENIGN, CORPUS
 
 URL = "/api/v1/rendering/markdown"
@@ -192,6 +197,14 @@ def test_optional_steps_get_what_the_work_budget_leaves() -> None:
     # and each step has its own ceiling
     capped = render_markdown(code, limits=RenderLimits(highlight_chars=5)).html
     assert '<pre class="highlight">' not in capped
+
+
+def test_only_listed_languages_are_highlighted() -> None:
+    # Pygments knows COBOL, but loading a rare lexer costs up to 150 ms: plain, with its class
+    out = render_markdown("```cobol\nDISPLAY 'X'.\n```\n```python\nx = 1\n```\n").html
+    assert "<pre><code class=\"language-cobol\">DISPLAY 'X'." in out
+    assert '<pre class="highlight"><code class="language-python">' in out
+    assert "scala" in HIGHLIGHT_LANGUAGES and "cobol" not in HIGHLIGHT_LANGUAGES
 
 
 def test_a_long_document_is_not_linkified() -> None:
