@@ -22,6 +22,7 @@ defence in depth against bugs in either of those, not the primary barrier.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import html
 import json
@@ -330,10 +331,20 @@ def _lexer_for(lang: str) -> Lexer | None:
         return None
 
 
+@lru_cache(maxsize=1)
 def warm_up() -> None:
-    """Load every lexer of HIGHLIGHT_LANGUAGES (once per process; later calls are free)."""
+    """Load every lexer of HIGHLIGHT_LANGUAGES (once per process; later calls are free).
+
+    Then move what the process holds so far out of the cyclic garbage collector's sight
+    (``gc.freeze``): the lexers' state tables are tens of thousands of long-lived objects that
+    every full collection would traverse, a 60-70 ms stall of whichever render triggered it
+    (measured with benchmarks/render_pathological.py, issue 11). Reference counting still frees
+    frozen objects; only cycles among them are never collected.
+    """
     for lang in sorted(HIGHLIGHT_LANGUAGES):
         _lexer_for(lang)
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
