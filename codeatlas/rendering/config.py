@@ -24,8 +24,9 @@ class RenderingSettings(BaseModel):
         gt=0,
         description=(
             "Seconds render-svc may go without sending bytes once the request is sent (also the "
-            "write timeout). A call that hangs longer counts as a breaker failure. The largest "
-            "allowed input takes ~1.5 s of CPU to render, so keep it above that."
+            "write timeout). A call that hangs longer counts as a breaker failure. An input "
+            "within the complexity limits takes < 250 ms of CPU to render (issue 11); keep "
+            "it well above that."
         ),
     )
     render_pool_timeout: float = Field(
@@ -91,12 +92,12 @@ class RenderingSettings(BaseModel):
         ),
     )
     render_max_inline_marks: int = Field(
-        5_000,
+        10_000,
         ge=1,
         description=(
-            "Most Markdown punctuation marks ([ ] * _ ` < & $ | ~ ! \\) outside fenced code "
-            "one input may hold; more answers 422 MARKDOWN_TOO_COMPLEX. The parser's cost "
-            "grows fastest with these (unmatched brackets, emphasis runs; issue 11)."
+            "Most Markdown punctuation marks (* + # _ : @ > ` - [ ] % $ & ! = < \\ ~ ^ { } |) "
+            "outside fenced code one input may hold; more answers 422 MARKDOWN_TOO_COMPLEX. "
+            "The parser stops at each of them (unmatched brackets, emphasis runs; issue 11)."
         ),
     )
     render_max_lines: int = Field(
@@ -105,6 +106,47 @@ class RenderingSettings(BaseModel):
         description=(
             "Most lines outside fenced code one input may hold (each can open a block: "
             "headings, list items, table rows); more answers 422 MARKDOWN_TOO_COMPLEX."
+        ),
+    )
+    render_max_work: int = Field(
+        100_000,
+        ge=1,
+        description=(
+            "Most estimated render work one input may need, in units of about 1 µs of CPU on "
+            "the reference machine: characters, lines, punctuation marks, brackets, table "
+            "cells, formulas, highlighted and linkified characters, each weighted by its "
+            "measured cost (codeatlas/rendering/complexity.py). More answers 422 "
+            "MARKDOWN_TOO_COMPLEX. The default keeps every accepted input under 250 ms "
+            "(docs/benchmarks.md, issue 11); raise it only with a larger time budget."
+        ),
+    )
+    render_max_highlight_chars: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Characters of fenced code Pygments highlights per document; each also costs 12 "
+            "units of what RENDER_MAX_WORK leaves after parsing and linkify (code blocks and "
+            "formulas are paid in document order). A block that does not fit is sent as "
+            "plain escaped code (not refused). Lexers cost 1-10 µs per character."
+        ),
+    )
+    render_linkify_max_chars: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Longest document (characters) whose bare URLs are turned into links, if "
+            "RENDER_MAX_WORK still has 5 units a character after parsing; "
+            "otherwise it is rendered without linkify (explicit links and <https://...> "
+            "still work). linkify costs 1.5-4 µs per character."
+        ),
+    )
+    render_max_math_chars: int = Field(
+        10_000,
+        ge=0,
+        description=(
+            "Characters of $...$ formulas converted to MathML per document; each also costs 5 "
+            "units of what RENDER_MAX_WORK leaves (see RENDER_MAX_HIGHLIGHT_CHARS). A formula "
+            "that does not fit is shown as its source. latex2mathml costs 2-5 µs a character."
         ),
     )
     rate_limit_render: str = Field(

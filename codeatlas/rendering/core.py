@@ -22,6 +22,7 @@ defence in depth against bugs in either of those, not the primary barrier.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import html
 import json
@@ -29,7 +30,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
@@ -51,11 +52,14 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from codeatlas.rendering.complexity import W_HIGHLIGHT, W_MATH, budgets, measure
+
 __all__ = [
     "MAX_INPUT_BYTES",
     "RENDERER_VERSION",
     "MemoryRenderCache",
     "RenderCache",
+    "RenderLimits",
     "RenderOptions",
     "RenderResult",
     "RenderTooLarge",
@@ -74,21 +78,28 @@ MAX_INPUT_BYTES = 200_000
 #: markdown-it nesting cap.  Deeper structure is not parsed further; it bounds the
 #: work done on inputs such as 10k nested ``>`` and keeps the DOM shallow.
 MAX_NESTING = 20
-#: Fenced blocks larger than this are emitted as plain escaped text: Pygments'
-#: regex lexers are the slowest step and some have super-linear corner cases.
-MAX_HIGHLIGHT_CHARS = 50_000
-#: Total characters highlighted per document; further blocks are left plain.
-MAX_HIGHLIGHT_TOTAL_CHARS = 150_000
+#: Characters of fenced code highlighted per document (RENDER_MAX_HIGHLIGHT_CHARS); a block
+#: that does not fit in what is left is emitted as plain escaped text. Pygments' regex lexers
+#: are the slowest step: 1-10 µs per character (ruby, c), so 150 000 took ~1.8 s (issue 11).
+MAX_HIGHLIGHT_TOTAL_CHARS = 10_000
+#: Documents longer than this (characters) are rendered without bare-URL linkify
+#: (RENDER_LINKIFY_MAX_CHARS): linkify-it's unicode regexes cost ~1.5 µs per character.
+MAX_LINKIFY_CHARS = 10_000
 #: Longest single formula sent to latex2mathml.
 MAX_MATH_CHARS = 4_000
 #: Formulas converted per document; the rest are emitted as escaped source.
 MAX_MATH_EXPRESSIONS = 500
+#: Characters of formulas converted per document (RENDER_MAX_MATH_CHARS); the rest are
+#: emitted as escaped source. latex2mathml costs ~2-5 µs per character.
+MAX_MATH_TOTAL_CHARS = 10_000
+#: Estimated work (≈ µs of CPU) per document (RENDER_MAX_WORK, see complexity.py).
+MAX_WORK = 100_000
 #: Distinct fence languages listed in RenderResult.code_languages.
 MAX_REPORTED_LANGUAGES = 50
 
 # Bump when the produced HTML changes for the same input; it is part of the cache
 # key together with the versions of the libraries that shape the output.
-_RENDER_FORMAT = "1"
+_RENDER_FORMAT = "2"
 
 
 def _dist_version(name: str) -> str:
@@ -165,6 +176,28 @@ class RenderResult(BaseModel):
 
 
 _DEFAULT_OPTIONS = RenderOptions()
+
+
+@dataclass(frozen=True, slots=True)
+class RenderLimits:
+    """Per-document bounds on the expensive steps (settings RENDER_MAX_INPUT_BYTES,
+    RENDER_MAX_HIGHLIGHT_CHARS, RENDER_LINKIFY_MAX_CHARS, RENDER_MAX_MATH_CHARS).
+
+    Over a bound the step degrades (plain code, no bare-URL links, formula as source)
+    instead of failing. Each optional step also gets at most what ``max_work`` leaves after
+    parsing (:func:`codeatlas.rendering.complexity.budgets`), so pre-scan plus these bounds
+    keep every accepted input under the time target (issue 11).
+    """
+
+    max_bytes: int = MAX_INPUT_BYTES
+    highlight_chars: int = MAX_HIGHLIGHT_TOTAL_CHARS
+    linkify_chars: int = MAX_LINKIFY_CHARS
+    math_chars: int = MAX_MATH_TOTAL_CHARS
+    #: RENDER_MAX_WORK: the optional steps are paid from what parsing leaves of it
+    max_work: int = MAX_WORK
+
+
+_DEFAULT_LIMITS = RenderLimits()
 
 # --------------------------------------------------------------------------- sanitiser
 
@@ -267,13 +300,51 @@ def _normalise_lang(info: str) -> str:
     return word if _LANG_RE.fullmatch(word) else ""
 
 
+#: Languages that are highlighted; other fences stay plain (with their language-* class).
+#: Loading a Pygments lexer costs 2-150 ms the first time in a process (scala: 150 ms), so
+#: a document naming many rare languages would blow the time budget (issue 11): these are
+#: loaded once in the background when a renderer starts (:func:`warm_up`).
+HIGHLIGHT_LANGUAGES = frozenset(
+    {
+        "python", "py", "python3", "py3", "pycon", "javascript", "js", "jsx", "typescript",
+        "ts", "tsx", "json", "yaml", "toml", "ini", "xml", "html", "css",
+        "scss", "bash", "sh", "shell", "zsh", "console", "shell-session", "powershell",
+        "ps1", "sql", "postgresql", "c", "cpp", "c++", "csharp", "c#", "cs",
+        "java", "kotlin", "go", "golang", "rust", "rs", "ruby", "rb", "php", "swift",
+        "scala", "haskell", "hs", "lua", "perl", "r", "dart", "elixir", "erlang", "clojure",
+        "docker", "dockerfile", "make", "makefile", "cmake", "nginx", "diff",
+        "markdown", "md", "rst", "latex", "tex", "graphql", "protobuf", "proto", "terraform",
+        "hcl", "text", "objective-c", "objc", "julia", "matlab", "fortran", "zig", "nim",
+        "ocaml", "fsharp", "vb.net", "groovy", "jinja", "django", "http",
+    }
+)  # fmt: skip
+
+
 @lru_cache(maxsize=256)
 def _lexer_for(lang: str) -> Lexer | None:
+    if lang not in HIGHLIGHT_LANGUAGES:
+        return None
     try:
         # stripnl=False: keep leading blank lines exactly as the author wrote them.
         return get_lexer_by_name(lang, stripnl=False)
     except ClassNotFound:
         return None
+
+
+@lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Load every lexer of HIGHLIGHT_LANGUAGES (once per process; later calls are free).
+
+    Then move what the process holds so far out of the cyclic garbage collector's sight
+    (``gc.freeze``): the lexers' state tables are tens of thousands of long-lived objects that
+    every full collection would traverse, a 60-70 ms stall of whichever render triggered it
+    (measured with benchmarks/render_pathological.py, issue 11). Reference counting still frees
+    frozen objects; only cycles among them are never collected.
+    """
+    for lang in sorted(HIGHLIGHT_LANGUAGES):
+        _lexer_for(lang)
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass
@@ -283,6 +354,9 @@ class _RenderState:
     options: RenderOptions
     highlight_budget: int = MAX_HIGHLIGHT_TOTAL_CHARS
     math_budget: int = MAX_MATH_EXPRESSIONS
+    math_chars_budget: int = MAX_MATH_TOTAL_CHARS
+    #: what RENDER_MAX_WORK leaves after parsing, spent on highlighting and math in order
+    work_left: float = float(MAX_WORK)
     # dict as an insertion-ordered set: O(1) membership on documents with
     # thousands of fences.
     code_languages: dict[str, None] = field(default_factory=dict)
@@ -320,12 +394,10 @@ def _render_fence(
     code_class = f' class="language-{lang}"' if lang else ""
 
     lexer = _lexer_for(lang) if lang and state.options.highlight else None
-    if (
-        lexer is not None
-        and len(source) <= MAX_HIGHLIGHT_CHARS
-        and len(source) <= state.highlight_budget
-    ):
+    cost = len(source) * W_HIGHLIGHT
+    if lexer is not None and len(source) <= state.highlight_budget and cost <= state.work_left:
         state.highlight_budget -= len(source)
+        state.work_left -= cost
         body = pygments_highlight(source, lexer, _FORMATTER)
         return f'<pre class="highlight"><code{code_class}>{body}</code></pre>\n'
     return f"<pre><code{code_class}>{html.escape(source, quote=False)}</code></pre>\n"
@@ -413,11 +485,18 @@ def _wrap_math_rule(rule: _BoundRule) -> _RenderRule:
     ) -> str:
         state = _state(env)
         state.has_math = True
-        if state.math_budget <= 0:
-            token = tokens[idx]
+        token = tokens[idx]
+        cost = len(token.content) * W_MATH
+        if (
+            state.math_budget <= 0
+            or len(token.content) > state.math_chars_budget
+            or cost > state.work_left
+        ):
             tag = "span" if token.type == "math_inline" else "div"
             return f'<{tag} class="math">{_math_error(token.content.strip())}</{tag}>'
         state.math_budget -= 1
+        state.math_chars_budget -= len(token.content)
+        state.work_left -= cost
         return rule(tokens, idx, options, env)
 
     return wrapped
@@ -573,12 +652,16 @@ def render_markdown(
     text: str,
     options: RenderOptions | None = None,
     *,
-    max_bytes: int = MAX_INPUT_BYTES,
+    max_bytes: int | None = None,
+    limits: RenderLimits = _DEFAULT_LIMITS,
 ) -> RenderResult:
-    """Render Markdown to sanitised HTML.
+    """Render Markdown to sanitised HTML, within ``limits``.
 
-    Raises :class:`RenderTooLarge` when ``text`` is over ``max_bytes`` UTF-8 bytes.
+    Raises :class:`RenderTooLarge` when ``text`` is over ``max_bytes`` (default
+    ``limits.max_bytes``) UTF-8 bytes.
     """
+    if max_bytes is None:
+        max_bytes = limits.max_bytes
     # A str never has more characters than UTF-8 bytes, so an over-long string is
     # rejected before paying for the encode.
     if len(text) > max_bytes:
@@ -588,8 +671,19 @@ def render_markdown(
         raise RenderTooLarge(size, max_bytes)
 
     opts = options or _DEFAULT_OPTIONS
-    md = _markdown_it(opts)
-    state = _RenderState(options=opts)
+    # The optional steps get what the work budget leaves after parsing; the result is a
+    # function of (text, options, limits) alone, so it stays cacheable.
+    budget = budgets(measure(text), max_work=limits.max_work, linkify_chars=limits.linkify_chars)
+    parse_opts = opts
+    if opts.linkify and not budget.linkify:
+        parse_opts = opts.model_copy(update={"linkify": False})
+    md = _markdown_it(parse_opts)
+    state = _RenderState(
+        options=opts,
+        highlight_budget=limits.highlight_chars,
+        math_chars_budget=limits.math_chars,
+        work_left=budget.work_left,
+    )
     raw = md.render(text, {_ENV_KEY: state})
     return RenderResult(
         html=sanitize_html(raw),
@@ -602,15 +696,20 @@ def render_markdown(
 # --------------------------------------------------------------------------- caching
 
 
-def cache_key(text: str, options: RenderOptions | None = None) -> str:
-    """Stable key for a render: sha256 over renderer version, options and text."""
+def cache_key(
+    text: str, options: RenderOptions | None = None, limits: RenderLimits = _DEFAULT_LIMITS
+) -> str:
+    """Stable key for a render: sha256 over renderer version, options, limits and text."""
     opts = options or _DEFAULT_OPTIONS
     digest = hashlib.sha256()
-    # NUL separators keep the (version, options, text) split unambiguous.
+    # NUL separators keep the (version, options, limits, text) split unambiguous.
     digest.update(RENDERER_VERSION.encode())
     digest.update(b"\0")
     digest.update(json.dumps(opts.model_dump(), sort_keys=True).encode())
     digest.update(b"\0")
+    if limits != _DEFAULT_LIMITS:  # the output depends on them (keys stay as they were)
+        digest.update(json.dumps(asdict(limits), sort_keys=True).encode())
+        digest.update(b"\0")
     digest.update(text.encode("utf-8", "surrogatepass"))
     return "render:" + digest.hexdigest()
 

@@ -11,10 +11,10 @@ from codeatlas.auth.deps import CurrentUser
 from codeatlas.core.ratelimit import limiter, setting_limit
 from codeatlas.errors import BadRequest, responses
 from codeatlas.rendering.bodylimit import BoundedBodyRoute, too_large
-from codeatlas.rendering.complexity import check_complexity
+from codeatlas.rendering.complexity import ComplexityLimits, check_complexity
 from codeatlas.rendering.core import RenderResult, RenderTooLarge, stylesheet
 from codeatlas.rendering.schemas import STYLE_PATTERN, RenderRequest
-from codeatlas.rendering.service import RenderingService
+from codeatlas.rendering.service import RenderingService, check_input_size
 from codeatlas.settings import Settings
 
 router = APIRouter(prefix="/rendering", tags=["rendering"], route_class=BoundedBodyRoute)
@@ -66,8 +66,9 @@ async def markdown(
     while render-svc is failing; results are cached by a hash of input and options.
     """
     settings: Settings = request.app.state.settings
-    check_complexity(body.markdown, settings.render_max_inline_marks, settings.render_max_lines)
     try:
+        check_input_size(body.markdown, settings.render_max_input_bytes)  # 413 first: cheaper
+        check_complexity(body.markdown, ComplexityLimits.from_settings(settings))
         outcome = await service.render(body.markdown, body.options)
     except RenderTooLarge as exc:
         raise too_large(exc) from exc

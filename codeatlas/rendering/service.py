@@ -4,7 +4,8 @@ This module owns how one Markdown document becomes a :class:`RenderResult` in th
 process:
 
 * :class:`LocalRenderer` runs the pure core on a small dedicated thread pool, so a dense
-  200 KB document (~1.5 s of CPU) never blocks the event loop.
+  200 KB document never blocks the event loop (< 250 ms of CPU within the complexity limits of
+  issue 11, seconds when an operator raises them).
 * :class:`RemoteRenderer` forwards to ``RENDER_ENDPOINT`` with one pooled
   ``httpx.AsyncClient`` (connect/read/pool timeouts), tenacity retries for network errors
   only (refused, reset or dropped connections), and a :class:`CircuitBreaker` around the
@@ -49,11 +50,13 @@ from codeatlas.rendering.breaker import CircuitBreaker, CircuitOpenError
 from codeatlas.rendering.core import (
     MemoryRenderCache,
     RenderCache,
+    RenderLimits,
     RenderOptions,
     RenderResult,
     RenderTooLarge,
     cache_key,
     render_markdown,
+    warm_up,
 )
 from codeatlas.rendering.schemas import Renderer, RenderRequest
 from codeatlas.settings import Settings
@@ -67,6 +70,7 @@ __all__ = [
     "RenderOutcome",
     "RenderingService",
     "check_input_size",
+    "render_limits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -97,21 +101,35 @@ def check_input_size(text: str, limit: int) -> None:
         raise RenderTooLarge(size, limit)
 
 
+def render_limits(settings: Settings) -> RenderLimits:
+    """The renderer's per-document bounds from settings (issue 11)."""
+    return RenderLimits(
+        max_bytes=settings.render_max_input_bytes,
+        highlight_chars=settings.render_max_highlight_chars,
+        linkify_chars=settings.render_linkify_max_chars,
+        math_chars=settings.render_max_math_chars,
+        max_work=settings.render_max_work,
+    )
+
+
 # --------------------------------------------------------------------------- local
 
 
 class LocalRenderer:
     """The in-process renderer, run on its own bounded thread pool."""
 
-    def __init__(self, threads: int, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, threads: int, limits: RenderLimits) -> None:
+        self.limits = limits
+        self.max_bytes = limits.max_bytes
         # A pool of our own rather than asyncio.to_thread: renders must not queue behind (or
         # starve) other users of the default executor, and the thread count is a setting.
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="render")
+        # lexers load in the background now, not in the first requests that need them
+        self._executor.submit(warm_up)
 
     async def render(self, text: str, options: RenderOptions) -> RenderResult:
         loop = asyncio.get_running_loop()
-        job = functools.partial(render_markdown, text, options, max_bytes=self.max_bytes)
+        job = functools.partial(render_markdown, text, options, limits=self.limits)
         return await loop.run_in_executor(self._executor, job)
 
     def close(self) -> None:
@@ -305,12 +323,14 @@ class RenderingService:
         cache: RenderCache | None,
         cache_ttl: float,
         max_bytes: int,
+        limits: RenderLimits | None = None,
     ) -> None:
         self.local = local
         self.remote = remote
         self.cache = cache
         self.cache_ttl = cache_ttl
         self.max_bytes = max_bytes
+        self.limits = limits or RenderLimits(max_bytes=max_bytes)
 
     @classmethod
     def from_settings(
@@ -324,18 +344,19 @@ class RenderingService:
                 else MemoryRenderCache(settings.render_memory_cache_size)
             )
         return cls(
-            local=LocalRenderer(settings.render_threads, settings.render_max_input_bytes),
+            local=LocalRenderer(settings.render_threads, render_limits(settings)),
             remote=RemoteRenderer(settings) if settings.render_endpoint else None,
             cache=cache,
             cache_ttl=settings.render_cache_ttl,
             max_bytes=settings.render_max_input_bytes,
+            limits=render_limits(settings),
         )
 
     async def render(self, text: str, options: RenderOptions | None = None) -> RenderOutcome:
         """Render ``text``; raises :class:`RenderTooLarge` over the size limit."""
         opts = options or RenderOptions()
         check_input_size(text, self.max_bytes)
-        key = cache_key(text, opts)
+        key = cache_key(text, opts, self.limits)
         if self.cache is not None:
             cached = await self.cache.get(key)
             if cached is not None:

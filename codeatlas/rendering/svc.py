@@ -22,9 +22,10 @@ from codeatlas.errors import UnhandledErrorMiddleware, install_error_handlers, r
 from codeatlas.health.registry import HealthRegistry
 from codeatlas.health.router import router as health_router
 from codeatlas.rendering.bodylimit import BoundedBodyRoute, too_large
+from codeatlas.rendering.complexity import ComplexityLimits, check_complexity
 from codeatlas.rendering.core import RenderOptions, RenderResult, RenderTooLarge
 from codeatlas.rendering.schemas import RenderRequest
-from codeatlas.rendering.service import LocalRenderer, check_input_size
+from codeatlas.rendering.service import LocalRenderer, check_input_size, render_limits
 from codeatlas.settings import Settings, get_settings
 
 router = APIRouter(tags=["render"], route_class=BoundedBodyRoute)
@@ -34,10 +35,16 @@ _PROBE = RenderOptions(math=False, mermaid=False, linkify=False)
 
 @router.post("/render/markdown", responses=responses(413, 422, 500))
 async def render_markdown(body: RenderRequest, request: Request) -> RenderResult:
-    """Render Markdown to sanitised HTML with highlighted code."""
+    """Render Markdown to sanitised HTML with highlighted code.
+
+    The same limits as the API: 413 over the size limit, 422 MARKDOWN_TOO_COMPLEX over the
+    complexity limits (issue 11; the API checks first, this guards direct callers).
+    """
     renderer: LocalRenderer = request.app.state.renderer
+    settings: Settings = request.app.state.settings
     try:
         check_input_size(body.markdown, renderer.max_bytes)
+        check_complexity(body.markdown, ComplexityLimits.from_settings(settings))
         return await renderer.render(body.markdown, body.options)
     except RenderTooLarge as exc:
         raise too_large(exc) from exc
@@ -46,7 +53,7 @@ async def render_markdown(body: RenderRequest, request: Request) -> RenderResult
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    renderer = LocalRenderer(settings.render_threads, settings.render_max_input_bytes)
+    renderer = LocalRenderer(settings.render_threads, render_limits(settings))
     app.state.renderer = renderer
 
     async def check_renderer() -> dict[str, Any]:

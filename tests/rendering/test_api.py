@@ -178,7 +178,11 @@ async def test_slow_render_does_not_block_the_event_loop(api_client: Any) -> Non
             longest = max(longest, now - last)
             last = now
 
-    limits = {"render_max_lines": 100_000, "render_max_inline_marks": 200_000}
+    limits = {
+        "render_max_lines": 100_000,
+        "render_max_inline_marks": 200_000,
+        "render_max_work": 50_000_000,
+    }
     async with api_client(**limits) as (_, client):
         tick = asyncio.create_task(ticker())
         started = time.perf_counter()
@@ -256,3 +260,15 @@ async def test_render_svc_app_renders_limits_and_probes(
         ready = await client.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["checks"]["renderer"]["status"] == "ready"
+
+
+async def test_render_svc_refuses_over_complex_markdown(svc_client: Callable[..., Any]) -> None:
+    # the API checks first; render-svc applies the same limits to whoever calls it directly
+    app, client = await svc_client(render_max_work=1_000)
+    async with app.router.lifespan_context(app), client:
+        r = await client.post("/render/markdown", json={"markdown": "[a" * 200})
+        assert r.status_code == 422
+        assert r.json()["error_code"] == "MARKDOWN_TOO_COMPLEX"
+        assert r.json()["details"]["work"] > 1_000
+        ok = await client.post("/render/markdown", json={"markdown": "*plain*"})
+        assert ok.status_code == 200 and "<em>plain</em>" in ok.json()["html"]
