@@ -42,9 +42,7 @@ class KbEntry(TimestampMixin, Base):
 
 class KbEntryChunk(Base):
     __tablename__ = "kb_entry_chunks"
-    __table_args__ = (
-        Index("ix_kb_entry_chunks_entry_id_index", "entry_id", "index", unique=True),
-    )
+    __table_args__ = (Index("ix_kb_entry_chunks_entry_id_index", "entry_id", "index", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("kb_entries.id", ondelete="CASCADE"))

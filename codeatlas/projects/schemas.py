@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from codeatlas.core.timestamps import UtcDatetime
 from codeatlas.models import ProjectRole
 from codeatlas.security.types import OptionalPlainText, PlainText
 
@@ -26,8 +26,8 @@ class ProjectOut(BaseModel):
     name: str
     description: str
     role: ProjectRole = Field(description="The caller's role in the project.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class MemberAdd(BaseModel):
@@ -44,4 +44,4 @@ class MemberOut(BaseModel):
     email: str
     full_name: str
     role: ProjectRole
-    created_at: datetime
+    created_at: UtcDatetime
