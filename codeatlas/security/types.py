@@ -59,7 +59,9 @@ def _nul_locations(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[str
 
 
 async def refuse_nul_characters(connection: HTTPConnection) -> None:
-    found = [("path", name) for name, v in connection.path_params.items() if NUL in str(v)]
+    found: list[tuple[str | int, ...]] = [
+        ("path", name) for name, v in connection.path_params.items() if NUL in str(v)
+    ]
     found += [("query", name) for name, v in connection.query_params.multi_items() if NUL in v]
     # Only bodies FastAPI already parsed for the route (cached on the request): never read one
     # the route does not take.
