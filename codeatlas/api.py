@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from http import HTTPStatus
 
-from codeatlas.errors import responses
+from fastapi import APIRouter, Depends
+from fastapi.routing import APIRoute
+
+from codeatlas.errors import ErrorResponse, responses
+from codeatlas.security.types import refuse_nul_characters
 from codeatlas.versioning import API_PREFIX
 
 
@@ -24,7 +28,12 @@ def build_api_router() -> APIRouter:
 
     # Every route can fail validation or crash; both answer with the error envelope.
     # ... and answer 503 DB_UNAVAILABLE / DB_BUSY / REDIS_UNAVAILABLE while a dependency is away.
-    api = APIRouter(prefix=API_PREFIX, responses=responses(422, 500, 503))
+    # NUL characters in any parameter or parsed body: 422 (codeatlas/security/types.py).
+    api = APIRouter(
+        prefix=API_PREFIX,
+        responses=responses(422, 500, 503),
+        dependencies=[Depends(refuse_nul_characters)],
+    )
     for router in (
         system_router,
         auth_router,
@@ -40,4 +49,19 @@ def build_api_router() -> APIRouter:
         chat_router,
     ):
         api.include_router(router)
+    _document_unparsable_bodies(api)
     return api
+
+
+def _document_unparsable_bodies(api: APIRouter) -> None:
+    """A body that cannot be parsed at all (bytes that are not UTF-8 JSON, a broken multipart
+    stream) is refused before validation with 400 `MALFORMED_BODY`: documented on every
+    operation that takes a body (issue 11, finding 6)."""
+    for route in api.routes:
+        if isinstance(route, APIRoute):
+            if route.body_field is not None:
+                route.responses.setdefault(
+                    400, {"model": ErrorResponse, "description": HTTPStatus(400).phrase}
+                )
+        elif isinstance(included := getattr(route, "original_router", None), APIRouter):
+            _document_unparsable_bodies(included)  # FastAPI keeps included routers nested

@@ -192,11 +192,17 @@ async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return _app_error_response(exc)
 
 
+# FastAPI's own 400 for a body it cannot parse (not UTF-8, a broken multipart stream).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_exception_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     headers = dict(exc.headers or {})
     code = headers.pop("X-Error-Code", None) or error_code_for_status(exc.status_code)
+    if exc.status_code == 400 and message == _UNPARSABLE_BODY:
+        code = "MALFORMED_BODY"
     return error_response(exc.status_code, code, message, headers=headers)
 
 

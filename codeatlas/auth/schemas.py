@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from codeatlas.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from codeatlas.core.timestamps import UtcDatetime
 from codeatlas.security.types import PlainText
 
 
@@ -31,11 +31,6 @@ AnyPassword = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
 # (401 BAD_CREDENTIALS), so validation answers reveal nothing.
 LoginEmail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=320)]
 FullName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PlainText]
-# SQLite returns naive datetimes for DateTime(timezone=True) columns; they were stored as UTC,
-# so both databases give clients the same `...Z` timestamps.
-UtcDatetime = Annotated[
-    datetime, AfterValidator(lambda v: v if v.tzinfo else v.replace(tzinfo=UTC))
-]
 
 
 class RegisterIn(BaseModel):

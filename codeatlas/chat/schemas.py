@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from codeatlas.core.timestamps import UtcDatetime
 
 Role = Literal["user", "assistant"]
 Status = Literal["pending", "streaming", "complete", "stopped", "error"]
@@ -35,8 +36,8 @@ class ChatOut(BaseModel):
     id: int
     title: str
     project_id: int | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class ChatPage(BaseModel):
@@ -80,7 +81,7 @@ class MessageOut(BaseModel):
             "INTERNAL_ERROR."
         )
     )
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class MessagePage(BaseModel):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from codeatlas.core.timestamps import UtcDatetime
 from codeatlas.models import CodeDocument
 
 UploadResult = Literal["created", "updated", "unchanged"]
@@ -34,8 +34,8 @@ class DocumentOut(BaseModel):
     parseable: bool
     version: int = Field(description="1 on first upload, +1 each time new content arrives.")
     error: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
     @classmethod
     def of(cls, doc: CodeDocument) -> DocumentOut:
@@ -136,7 +136,7 @@ class SearchHistoryItem(BaseModel):
     kind: str
     project_id: int | None
     result_count: int
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class SearchHistoryPage(BaseModel):

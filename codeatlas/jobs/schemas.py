@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from codeatlas.core.timestamps import UtcDatetime
 
 
 class JobOut(BaseModel):
@@ -27,10 +28,10 @@ class JobOut(BaseModel):
     project_id: int | None
     document_id: int | None
     progress: int = Field(description="0-100, reported by the actor.")
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 class JobPage(BaseModel):

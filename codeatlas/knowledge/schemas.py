@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from codeatlas.core.timestamps import UtcDatetime
 
 Kind = Literal["entry", "code"]
 MAX_QUERY = 1000
@@ -94,8 +95,8 @@ class EntryOut(BaseModel):
     tags: list[str]
     author_id: int | None
     version: int
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class EntryPage(BaseModel):

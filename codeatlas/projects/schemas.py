@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
+from codeatlas.core.timestamps import UtcDatetime
 from codeatlas.models import ProjectRole
 from codeatlas.security.types import OptionalPlainText, PlainText
 
@@ -26,8 +26,8 @@ class ProjectOut(BaseModel):
     name: str
     description: str
     role: ProjectRole = Field(description="The caller's role in the project.")
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class MemberAdd(BaseModel):
@@ -49,7 +49,7 @@ class MemberOut(BaseModel):
     email: str
     full_name: str
     role: ProjectRole
-    created_at: datetime
+    created_at: UtcDatetime
 
 
 class MemberAdded(BaseModel):
@@ -70,4 +70,4 @@ class InvitationOut(BaseModel):
     id: int
     email: str
     role: ProjectRole
-    created_at: datetime
+    created_at: UtcDatetime

@@ -20,6 +20,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from codeatlas.security.options import OptionsMiddleware
 from codeatlas.settings import Settings
 
 HTML_CSP = (
@@ -59,6 +60,7 @@ class SecurityHeadersMiddleware:
 def install_security_headers(app: FastAPI, settings: Settings) -> None:
     """Called by create_app after the other middleware, so it wraps them (outermost but the
     correlation id): even an error envelope or a redirect carries the headers."""
+    app.add_middleware(OptionsMiddleware)  # inside CORS: a configured CORS answers preflights
     if settings.cors_allow_origins:
         # Bearer tokens, no cookies: credentials stay off, so a listed origin still cannot
         # ride on a browser's ambient session.

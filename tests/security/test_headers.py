@@ -137,3 +137,22 @@ def test_codeatlas_serve_sends_no_server_header(tmp_path: Path) -> None:
     assert r.status_code == 200
     assert "server" not in r.headers
     _common(r)
+
+
+async def test_options_lists_the_documented_methods_without_opening_cors(
+    client: httpx.AsyncClient,
+) -> None:
+    """Issue 11, finding 6: OPTIONS was 405 (with the methods of one route only)."""
+    document = (await client.get("/api/v1/openapi.json")).json()
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "DELETE"}
+    for template, operations in document["paths"].items():
+        path = re.sub(r"\{[^}]+\}", "7", template)
+        r = await client.options(path, headers=preflight)
+        assert r.status_code == 204, (path, r.status_code)
+        allowed = {m.strip() for m in r.headers["allow"].split(",")}
+        assert allowed == {m.upper() for m in operations} | {"OPTIONS"}, path
+        assert not [h for h in r.headers if h.startswith("access-control-")], path
+        _common(r)
+    r = await client.options("/api/v1/projects")
+    assert r.headers["allow"] == "GET, POST, OPTIONS"  # two routes, one path
+    assert (await client.options("/api/v1/no/such/route")).status_code == 404
