@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import json
-import sysconfig
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import starlette
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -27,8 +27,10 @@ from tests.code.helpers import make_project, make_user, upload
 from tests.factories import auth_headers
 from tests.jobs.conftest import FAST, Probes, Workers, wait_for, wait_status
 
-# The venv running the tests (not the base interpreter that `ast.__file__` lives in).
-SITE = Path(sysconfig.get_paths()["purelib"])
+# Where the test's own dependencies are installed: found from one of them, so it holds in a
+# venv, in a venv that sees the system site-packages, and without a venv (`ast.__file__`
+# names the base interpreter's stdlib; sysconfig's purelib names an empty venv dir there).
+SITE = Path(starlette.__file__).resolve().parents[1]
 TREE_PACKAGES = ("starlette", "fastapi", "pydantic", "httpx", "dramatiq", "alembic")
 
 SOURCE = b'''"""A module."""
