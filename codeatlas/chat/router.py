@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.auth.deps import AppSettings, CurrentUser
 from codeatlas.chat import service
@@ -28,7 +25,7 @@ from codeatlas.chat.schemas import (
 from codeatlas.chat.turns import TurnJob, TurnManager
 from codeatlas.core.context import get_request_id, new_request_id
 from codeatlas.core.ratelimit import RateLimitsDep, rule
-from codeatlas.db.session import Database, SessionDep, atomic
+from codeatlas.db.session import SessionDep, atomic
 from codeatlas.errors import NotFound, responses
 from codeatlas.llm.client import LLMClient
 from codeatlas.llm.lifecycle import get_llm
@@ -148,15 +145,6 @@ async def _limits(request: Request, limits: RateLimitsDep, user_id: int) -> None
     )
 
 
-@asynccontextmanager
-async def _writer(request: Request) -> AsyncIterator[AsyncSession]:
-    """A short transaction of its own for the question's rows, committed before the turn
-    starts (the request's session has only read; see ``service._touch`` for why)."""
-    db: Database = request.app.state.db
-    async with db.session() as session, atomic(session):
-        yield session
-
-
 def _spawn_after_commit(
     tasks: BackgroundTasks, turns: TurnManager, chat: Chat, q: ChatMessage, a: ChatMessage
 ) -> None:
@@ -203,8 +191,11 @@ async def ask(
     await service.check_budget(session, settings, user.id)
     await _limits(request, limits, user.id)
     rid = get_request_id() or new_request_id()
-    async with _writer(request) as writer:
-        question, answer = await service.add_question(writer, chat, content, rid)
+    # In the request's own transaction: a second session per request deadlocked the pool
+    # under concurrent asks (each request held one connection and waited for another;
+    # 30 asks over two processes answered 503 after the 30 s pool timeout).
+    async with atomic(session):
+        question, answer = await service.add_question(session, chat, content, rid)
     _spawn_after_commit(tasks, turns, chat, question, answer)
     return MessageAccepted(
         user_message_id=question.id, assistant_message_id=answer.id, request_id=rid
@@ -234,8 +225,8 @@ async def regenerate(
     await service.check_budget(session, settings, user.id)
     await _limits(request, limits, user.id)
     rid = get_request_id() or new_request_id()
-    async with _writer(request) as writer:
-        question, answer = await service.prepare_regenerate(writer, chat, rid)
+    async with atomic(session):
+        question, answer = await service.prepare_regenerate(session, chat, rid)
     _spawn_after_commit(tasks, turns, chat, question, answer)
     return RegenerateAccepted(assistant_message_id=answer.id, request_id=rid)
 

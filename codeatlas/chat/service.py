@@ -227,8 +227,9 @@ async def add_question(
 ) -> tuple[ChatMessage, ChatMessage]:
     """The question (complete) and its answer (pending), written together.
 
-    ``session`` should be a fresh one in its own transaction (see :func:`_touch`); ``chat``
-    may belong to another session: it is only read.
+    The chat row is written first (:func:`_touch`), which serialises asks on one chat; the
+    request's own transaction is fine (SQLite takes its write lock at that first write,
+    :mod:`codeatlas.db.sqlite_locking`). ``chat`` is only read.
     """
     await _touch(session, chat)
     if await _active_answer(session, chat.id) is not None:
