@@ -188,6 +188,9 @@ def main() -> None:
 
     for module in DOMAIN_CLIS:
         importlib.import_module(module).register(app)
+    # Domains that react to account activation register their hooks on import
+    # (codeatlas.auth.activation): `users create-admin` must run them as the API does.
+    importlib.import_module("codeatlas.projects.service")
     app(prog_name="codeatlas")
 
 

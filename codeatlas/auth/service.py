@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from codeatlas.auth import lockout
+from codeatlas.auth.activation import activated
 from codeatlas.auth.errors import (
     BadCredentials,
     EmailTaken,
@@ -41,7 +42,6 @@ from codeatlas.core.ratelimit import RateLimits
 from codeatlas.db.base import utcnow
 from codeatlas.db.session import Database, atomic
 from codeatlas.models import RefreshToken, User
-from codeatlas.projects.service import claim_invitations
 from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ async def create_user(
     if not await _insert_user(session, user):
         raise EmailTaken()
     if is_active:
-        await claim_invitations(session, user)
+        await activated(session, user)
     return user
 
 
@@ -176,7 +176,7 @@ async def verify_email(session: AsyncSession, settings: Settings, token: str) ->
         user.email_verified_at = utcnow()
         user.is_active = True
         await session.flush()
-        await claim_invitations(session, user)
+        await activated(session, user)
     return user
 
 

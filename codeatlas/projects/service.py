@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from codeatlas.auth.activation import on_activation
 from codeatlas.errors import Conflict, NotFound
 from codeatlas.models import Project, ProjectInvitation, ProjectMembership, ProjectRole, User
 from codeatlas.projects.events import ProjectDeleted
@@ -177,6 +178,7 @@ async def cancel_invitation(session: AsyncSession, project_id: int, invitation_i
     await session.flush()
 
 
+@on_activation
 async def claim_invitations(session: AsyncSession, user: User) -> int:
     """Turn the invitations of the user's (verified) address into memberships with the
     invited roles; a project the user already belongs to keeps the current role. Returns
