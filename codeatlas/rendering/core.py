@@ -12,8 +12,8 @@ into a page without further escaping:
   (the client must run mermaid with ``securityLevel: "strict"``);
 * a final nh3 (ammonia) sanitising pass with an explicit allowlist;
 * bounded work (input size cap, nesting cap, per-block/per-document budgets);
-* cache-key derivation and the :class:`RenderCache` protocol with an in-process
-  LRU implementation.
+* cache keys and the render cache live in :mod:`codeatlas.rendering.cache`, the nh3 pass in
+  :mod:`codeatlas.rendering.sanitize`, LaTeX → MathML in :mod:`codeatlas.rendering.mathml`.
 
 Security model: raw HTML is disabled in the Markdown parser, so every tag in the
 intermediate HTML comes from this module or from latex2mathml.  The nh3 pass is
@@ -23,22 +23,14 @@ defence in depth against bugs in either of those, not the primary barrier.
 from __future__ import annotations
 
 import gc
-import hashlib
 import html
-import json
 import re
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
-from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote
-from xml.etree.ElementTree import Element, tostring
 
-import nh3
-from latex2mathml.converter import convert_to_element
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML, RendererProtocol
 from markdown_it.rules_core import StateCore
@@ -53,17 +45,16 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from codeatlas.rendering.complexity import W_HIGHLIGHT, W_MATH, budgets, measure
+from codeatlas.rendering.mathml import _BoundRule, _make_math_renderer, _math_error, _RenderRule
+from codeatlas.rendering.sanitize import ALLOWED_URL_SCHEMES, sanitize_html
 
 __all__ = [
     "MAX_INPUT_BYTES",
     "RENDERER_VERSION",
-    "MemoryRenderCache",
-    "RenderCache",
     "RenderLimits",
     "RenderOptions",
     "RenderResult",
     "RenderTooLarge",
-    "cache_key",
     "link_is_safe",
     "linkify_available",
     "render_markdown",
@@ -85,8 +76,6 @@ MAX_HIGHLIGHT_TOTAL_CHARS = 10_000
 #: Documents longer than this (characters) are rendered without bare-URL linkify
 #: (RENDER_LINKIFY_MAX_CHARS): linkify-it's unicode regexes cost ~1.5 µs per character.
 MAX_LINKIFY_CHARS = 10_000
-#: Longest single formula sent to latex2mathml.
-MAX_MATH_CHARS = 4_000
 #: Formulas converted per document; the rest are emitted as escaped source.
 MAX_MATH_EXPRESSIONS = 500
 #: Characters of formulas converted per document (RENDER_MAX_MATH_CHARS); the rest are
@@ -198,89 +187,6 @@ class RenderLimits:
 
 
 _DEFAULT_LIMITS = RenderLimits()
-
-# --------------------------------------------------------------------------- sanitiser
-
-_MATHML_TAGS = frozenset(
-    {
-        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msup", "msub",
-        "msubsup", "mfrac", "msqrt", "mroot", "mover", "munder", "munderover",
-        "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose",
-        "merror", "mfenced", "semantics", "annotation",
-    }
-)  # fmt: skip
-# Presentation attributes latex2mathml emits.  Deliberately absent: href (MathML
-# links, e.g. from \href), style/mathcolor/mathbackground (\style, \color), id.
-_MATHML_ATTRIBUTES = frozenset(
-    {
-        "xmlns", "display", "mathvariant", "stretchy", "fence", "form", "accent",
-        "accentunder", "separator", "separators", "largeop", "movablelimits",
-        "symmetric", "minsize", "maxsize", "lspace", "rspace", "width", "height",
-        "depth", "voffset", "linethickness", "columnalign", "columnlines",
-        "rowlines", "rowalign", "columnspacing", "rowspacing", "displaystyle",
-        "scriptlevel", "notation", "open", "close", "bevelled",
-    }
-)  # fmt: skip
-_HTML_TAGS = frozenset(
-    {
-        "p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "ul",
-        "ol", "li", "pre", "code", "span", "div", "em", "strong", "del", "s", "a",
-        "img", "table", "thead", "tbody", "tr", "th", "td", "input",
-    }
-)  # fmt: skip
-ALLOWED_TAGS: frozenset[str] = _HTML_TAGS | _MATHML_TAGS
-ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
-    "a": {"href", "title"},
-    "img": {"src", "alt", "title"},
-    "code": {"class"},
-    "span": {"class"},
-    "pre": {"class"},
-    "div": {"class"},
-    "ol": {"start"},
-    # Task lists: the plugin marks up ul/li/input with classes.
-    "ul": {"class"},
-    "li": {"class"},
-    "input": {"class"},
-    # Column alignment, rewritten from markdown-it's style= (see _table_align_rule).
-    "th": {"class"},
-    "td": {"class"},
-    **{tag: set(_MATHML_ATTRIBUTES) for tag in _MATHML_TAGS},
-}
-# Only a disabled checkbox may survive as an <input>: type/checked/disabled are
-# value-restricted (type=text/hidden etc. are dropped) and then type=checkbox and
-# disabled are forced, so not even a bare <input> text box can get through.
-_INPUT_ATTRIBUTE_VALUES: dict[str, dict[str, set[str]]] = {
-    "input": {
-        "type": {"checkbox"},
-        "checked": {"checked", ""},
-        "disabled": {"disabled", ""},
-    }
-}
-_FORCED_ATTRIBUTE_VALUES: dict[str, dict[str, str]] = {
-    "input": {"type": "checkbox", "disabled": "disabled"},
-}
-ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
-# Dropped together with their content (nh3 keeps the text of other removed tags).
-_CLEAN_CONTENT_TAGS = frozenset(
-    {"script", "style", "iframe", "object", "embed", "noscript", "template", "xmp",
-     "noembed", "noframes", "textarea", "select", "title", "svg"}
-)  # fmt: skip
-
-
-def sanitize_html(fragment: str) -> str:
-    """Clean an HTML fragment with the renderer's allowlist (tags, attributes, URLs)."""
-    return nh3.clean(
-        fragment,
-        tags=set(ALLOWED_TAGS),
-        clean_content_tags=set(_CLEAN_CONTENT_TAGS),
-        attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
-        tag_attribute_values=_INPUT_ATTRIBUTE_VALUES,
-        set_tag_attribute_values=_FORCED_ATTRIBUTE_VALUES,
-        url_schemes=set(ALLOWED_URL_SCHEMES),
-        link_rel="nofollow noopener noreferrer",
-        strip_comments=True,
-    )
-
 
 # --------------------------------------------------------------------------- code fences
 
@@ -419,60 +325,6 @@ def stylesheet(style: str = "default") -> str:
 
 
 # --------------------------------------------------------------------------- math
-
-# latex2mathml expands \def/\newcommand macros with a depth cap but no size cap,
-# so a chain of doubling macros is an exponential-output bomb: refuse them.
-_MACRO_DEFINITION_RE = re.compile(
-    r"\\(?:[egx]?def|(?:re)?newcommand|providecommand|let|DeclareMathOperator)(?![A-Za-z])"
-)
-
-
-def _math_error(latex: str) -> str:
-    return f'<span class="math-error">{html.escape(latex, quote=False)}</span>'
-
-
-def _fix_text(element: Element) -> None:
-    """Turn latex2mathml's pre-encoded text back into plain strings.
-
-    latex2mathml stores entities such as ``&#x0002B;`` as literal text and then
-    un-escapes its whole serialised output, which lets ``\\text{<b>}`` or a bare
-    ``&`` through as markup.  Decoding per node and letting ElementTree escape on
-    serialisation gives well-formed, correctly escaped MathML instead.
-    """
-    for node in element.iter():
-        if node.text:
-            node.text = html.unescape(node.text)
-        if node.tail:
-            node.tail = html.unescape(node.tail)
-        for name, value in node.attrib.items():
-            node.attrib[name] = html.unescape(value)
-
-
-def _latex_to_mathml(latex: str, display_mode: bool) -> str:
-    if len(latex) > MAX_MATH_CHARS or _MACRO_DEFINITION_RE.search(latex):
-        return _math_error(latex)
-    try:
-        element = convert_to_element(latex, display="block" if display_mode else "inline")
-    except Exception:  # noqa: BLE001 - any converter failure degrades to source text
-        # latex2mathml raises a variety of exception types (its own, IndexError,
-        # RecursionError, ...) on malformed input; none should fail the render.
-        return _math_error(latex)
-    _fix_text(element)
-    return tostring(element, encoding="unicode", short_empty_elements=False)
-
-
-def _make_math_renderer() -> Callable[[str, dict[str, Any]], str]:
-    # dollarmath's renderer hook gets no env, so the per-document budget is applied
-    # in a render rule wrapper (_wrap_math_rule) and this just converts.
-    def render(content: str, meta: dict[str, Any]) -> str:
-        return _latex_to_mathml(content, bool(meta.get("display_mode")))
-
-    return render
-
-
-# Rules stored on a renderer are already bound to it (add_render_rule binds them).
-_BoundRule = Callable[[Sequence[Token], int, OptionsDict, EnvType], str]
-_RenderRule = Callable[[RendererProtocol, Sequence[Token], int, OptionsDict, EnvType], str]
 
 
 def _wrap_math_rule(rule: _BoundRule) -> _RenderRule:
@@ -691,77 +543,3 @@ def render_markdown(
         has_math=state.has_math,
         has_mermaid=state.has_mermaid,
     )
-
-
-# --------------------------------------------------------------------------- caching
-
-
-def cache_key(
-    text: str, options: RenderOptions | None = None, limits: RenderLimits = _DEFAULT_LIMITS
-) -> str:
-    """Stable key for a render: sha256 over renderer version, options, limits and text."""
-    opts = options or _DEFAULT_OPTIONS
-    digest = hashlib.sha256()
-    # NUL separators keep the (version, options, limits, text) split unambiguous.
-    digest.update(RENDERER_VERSION.encode())
-    digest.update(b"\0")
-    digest.update(json.dumps(opts.model_dump(), sort_keys=True).encode())
-    digest.update(b"\0")
-    if limits != _DEFAULT_LIMITS:  # the output depends on them (keys stay as they were)
-        digest.update(json.dumps(asdict(limits), sort_keys=True).encode())
-        digest.update(b"\0")
-    digest.update(text.encode("utf-8", "surrogatepass"))
-    return "render:" + digest.hexdigest()
-
-
-@runtime_checkable
-class RenderCache(Protocol):
-    """Async store of rendered HTML by :func:`cache_key`."""
-
-    async def get(self, key: str) -> str | None:
-        """The cached HTML, or None if absent or expired."""
-        ...
-
-    async def set(self, key: str, html: str, ttl: float | None = None) -> None:
-        """Store HTML for ``ttl`` seconds (None: until evicted)."""
-        ...
-
-
-class MemoryRenderCache:
-    """In-process LRU :class:`RenderCache` with optional per-entry TTL.
-
-    Safe for use from one event loop: no method awaits between reading and
-    updating the dict, so coroutine interleaving cannot corrupt it.
-    """
-
-    def __init__(self, maxsize: int = 1024, *, clock: Callable[[], float] = time.monotonic):
-        if maxsize < 1:
-            raise ValueError("maxsize must be >= 1")
-        self.maxsize = maxsize
-        self._clock = clock
-        # key -> (html, expires_at or None)
-        self._entries: OrderedDict[str, tuple[str, float | None]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    async def get(self, key: str) -> str | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        value, expires_at = entry
-        if expires_at is not None and self._clock() >= expires_at:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return value
-
-    async def set(self, key: str, html: str, ttl: float | None = None) -> None:
-        expires_at = None if ttl is None else self._clock() + ttl
-        self._entries[key] = (html, expires_at)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
-
-    async def clear(self) -> None:
-        self._entries.clear()

@@ -47,14 +47,12 @@ from codeatlas import __version__
 from codeatlas.core.context import get_request_id
 from codeatlas.core.redis_client import key as redis_key
 from codeatlas.rendering.breaker import CircuitBreaker, CircuitOpenError
+from codeatlas.rendering.cache import MemoryRenderCache, RenderCache, cache_key
 from codeatlas.rendering.core import (
-    MemoryRenderCache,
-    RenderCache,
     RenderLimits,
     RenderOptions,
     RenderResult,
     RenderTooLarge,
-    cache_key,
     render_markdown,
     warm_up,
 )

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from codeatlas.core.redis_client import key as redis_key
 from codeatlas.rendering.breaker import CircuitState
-from codeatlas.rendering.core import MemoryRenderCache, RenderOptions, cache_key
+from codeatlas.rendering.cache import MemoryRenderCache, cache_key
+from codeatlas.rendering.core import RenderOptions
 from codeatlas.rendering.service import RedisRenderCache, RenderingService, check_input_size
 from codeatlas.rendering.svc import create_svc_app
 from codeatlas.settings import Settings

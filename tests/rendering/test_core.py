@@ -10,15 +10,13 @@ from html.parser import HTMLParser
 
 import pytest
 
+from codeatlas.rendering.cache import MemoryRenderCache, RenderCache, cache_key
 from codeatlas.rendering.core import (
     MAX_INPUT_BYTES,
     RENDERER_VERSION,
-    MemoryRenderCache,
-    RenderCache,
     RenderOptions,
     RenderResult,
     RenderTooLarge,
-    cache_key,
     link_is_safe,
     linkify_available,
     render_markdown,
