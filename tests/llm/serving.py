@@ -17,7 +17,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from codeatlas.settings import Settings
+from tests.auth.serving import serve_env
 from tests.conftest import free_port
+from tests.llm.openai_server import OpenAITestServer
+
+
+def chat_env(
+    settings: Settings, data_dir: Path, llm: OpenAITestServer, **extra: str
+) -> dict[str, str]:
+    """A `serve` on the test's database and Redis, answering with the test LLM server."""
+    assert settings.redis_url
+    return serve_env(
+        DATABASE_URL=settings.resolved_database_url,
+        DATA_DIR=str(data_dir),
+        REDIS_URL=settings.redis_url,
+        REDIS_KEY_PREFIX=settings.redis_key_prefix,
+        LLM_PROVIDER="openai",
+        LLM_BASE_URL=llm.base_url,
+        LLM_MODEL="test-model",
+        LOG_LEVEL="INFO",
+        **extra,
+    )
 
 
 @contextmanager

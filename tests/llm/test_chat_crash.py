@@ -26,10 +26,9 @@ from sqlalchemy import select
 from codeatlas.db.session import Database
 from codeatlas.models import ChatMessage
 from codeatlas.settings import Settings
-from tests.auth.serving import serve_env
 from tests.factories import auth_headers, create_user
 from tests.llm.openai_server import OpenAITestServer, stream
-from tests.llm.serving import call, serving
+from tests.llm.serving import call, chat_env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -37,18 +36,12 @@ LEASE = 8.0  # C's CHAT_STALE_ANSWER_SECONDS; A and B renew every 0.5 s
 
 
 def env(settings: Settings, data_dir: Path, llm: OpenAITestServer, stale: float) -> dict[str, str]:
-    assert settings.redis_url
     data_dir.mkdir()
-    return serve_env(
-        DATABASE_URL=settings.resolved_database_url,
-        DATA_DIR=str(data_dir),
-        REDIS_URL=settings.redis_url,
-        REDIS_KEY_PREFIX=settings.redis_key_prefix,
-        LLM_PROVIDER="openai",
-        LLM_BASE_URL=llm.base_url,
-        LLM_MODEL="test-model",
+    return chat_env(
+        settings,
+        data_dir,
+        llm,
         LLM_READ_TIMEOUT="120",
-        LOG_LEVEL="INFO",
         CHAT_SAVE_INTERVAL="0.2",
         CHAT_ANSWER_HEARTBEAT_SECONDS="0.5",
         CHAT_STALE_ANSWER_SECONDS=str(stale),

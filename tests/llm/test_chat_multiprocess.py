@@ -20,10 +20,10 @@ import websockets
 
 from codeatlas.db.session import Database
 from codeatlas.settings import Settings
-from tests.auth.serving import serve_env, worker_pids
+from tests.auth.serving import worker_pids
 from tests.factories import auth_headers, create_user
 from tests.llm.openai_server import DEFAULT_ANSWER, OpenAITestServer, stream
-from tests.llm.serving import serving
+from tests.llm.serving import chat_env, serving
 
 pytestmark = pytest.mark.slow
 
@@ -121,20 +121,6 @@ async def socket_on(port: int, token: str, pid: int, workers: list[int]) -> Sock
     raise AssertionError(f"no WebSocket reached worker {pid}")
 
 
-def _env(settings: Settings, tmp_path: Path, llm: OpenAITestServer) -> dict[str, str]:
-    assert settings.redis_url
-    return serve_env(
-        DATABASE_URL=settings.resolved_database_url,
-        DATA_DIR=str(tmp_path),
-        REDIS_URL=settings.redis_url,
-        REDIS_KEY_PREFIX=settings.redis_key_prefix,
-        LLM_PROVIDER="openai",
-        LLM_BASE_URL=llm.base_url,
-        LLM_MODEL="test-model",
-        LOG_LEVEL="INFO",
-    )
-
-
 async def test_request_id_and_stop_across_two_workers(
     settings: Settings, db: Database, tmp_path: Path, llm_server: OpenAITestServer
 ) -> None:
@@ -142,7 +128,7 @@ async def test_request_id_and_stop_across_two_workers(
     headers = auth_headers(user, settings)
     token = headers["Authorization"].split()[1]
     log = tmp_path / "serve.log"
-    with serving(_env(settings, tmp_path, llm_server), log, workers=2) as (port, proc):
+    with serving(chat_env(settings, tmp_path, llm_server), log, workers=2) as (port, proc):
         workers = worker_pids(proc, port, 2)
         pid_a, pid_b = workers
         a = Worker(port, headers, pid_a, workers)
