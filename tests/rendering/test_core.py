@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import sys
 import time
 from html.parser import HTMLParser
 
@@ -23,6 +22,7 @@ from codeatlas.rendering.core import (
     sanitize_html,
     stylesheet,
 )
+from tests.rendering.work import count_calls
 
 # tests/ directories are rootdir-relative (no __init__.py) today; accept both layouts.
 try:
@@ -401,19 +401,7 @@ DENSE = {
 
 def _calls(text: str) -> int:
     """Python calls one render makes: a timing-free measure of its work (issue 11)."""
-    calls = 0
-
-    def profile(frame: object, event: str, arg: object) -> None:
-        nonlocal calls
-        if event in ("call", "c_call"):
-            calls += 1
-
-    sys.setprofile(profile)
-    try:
-        render_markdown(text)
-    finally:
-        sys.setprofile(None)
-    return calls
+    return count_calls(lambda: render_markdown(text))
 
 
 def _assert_linear(text: str) -> None:

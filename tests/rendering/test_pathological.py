@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import html
 import re
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -33,6 +31,7 @@ from codeatlas.rendering.core import (
     sanitize_html,
 )
 from tests.rendering.pathological_corpus import BENIGN, CORPUS
+from tests.rendering.work import count_calls
 
 URL = "/api/v1/rendering/markdown"
 #: Python calls one accepted render may make per unit of RENDER_MAX_WORK. Measured: at most
@@ -40,22 +39,6 @@ URL = "/api/v1/rendering/markdown"
 CALLS_PER_WORK_UNIT = 10
 _TAG = re.compile(r"<[^>]*>")
 _FENCE_INFO = re.compile(r"^(?:```|~~~)[^\n]*$", re.MULTILINE)
-
-
-def _count_calls(job: Callable[[], object]) -> int:
-    calls = 0
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        nonlocal calls
-        if event in ("call", "c_call"):
-            calls += 1
-
-    sys.setprofile(profile)
-    try:
-        job()
-    finally:
-        sys.setprofile(None)
-    return calls
 
 
 def _accepted(text: str) -> bool:
@@ -137,7 +120,7 @@ async def test_benign_documents_render(client: httpx.AsyncClient) -> None:
 def test_accepted_render_work_is_bounded(name: str) -> None:
     """The timing-free proxy: calls of an accepted render <= CALLS_PER_WORK_UNIT * max_work."""
     text = {**CORPUS, **BENIGN}[name]
-    calls = _count_calls(lambda: render_markdown(text))
+    calls = count_calls(lambda: render_markdown(text))
     assert calls <= CALLS_PER_WORK_UNIT * ComplexityLimits().max_work, (name, calls)
 
 
@@ -147,7 +130,7 @@ def test_the_work_proxy_catches_the_reported_input() -> None:
     text = "[" * 20_000
     with pytest.raises(MarkdownTooComplex):
         check_complexity(text, ComplexityLimits())
-    calls = _count_calls(lambda: render_markdown(text))
+    calls = count_calls(lambda: render_markdown(text))
     assert calls > CALLS_PER_WORK_UNIT * ComplexityLimits().max_work
 
 
