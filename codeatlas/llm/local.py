@@ -16,7 +16,6 @@ import http.client
 import importlib.util
 import logging
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from codeatlas.core.ports import free_loopback_port
 from codeatlas.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -60,12 +60,6 @@ def model_path(settings: Settings) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _models_ok(port: int) -> bool:
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -82,7 +76,7 @@ class LocalLLMServer:
 
     def __init__(self, settings: Settings, *, log_file: Path | None = None) -> None:
         self.settings = settings
-        self.port = settings.local_llm_port or _free_port()
+        self.port = settings.local_llm_port or free_loopback_port()
         self.model = model_path(settings)
         self.alias = settings.local_llm_alias
         self.log_file = log_file
