@@ -36,6 +36,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import in_greenlet
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +83,19 @@ class _WriterQueue:
 
     def acquire(self, lock: asyncio.Lock) -> None:
         try:
-            await_only(asyncio.wait_for(lock.acquire(), self.timeout))
+            await_only(self._acquire(lock))
         except TimeoutError:
             # the same error SQLite gives after busy_timeout: it answers 503 DB_BUSY
             raise sqlite3.OperationalError(
                 "database is locked (this process's other writers held it too long)"
             ) from None
+
+    async def _acquire(self, lock: asyncio.Lock) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives in the
+        # same loop iteration as the lock is granted (CPython gh-86296), so a cancelled task
+        # (a stopped chat turn) went on running with the lock. asyncio.timeout re-raises it.
+        async with asyncio.timeout(self.timeout):
+            await lock.acquire()
 
 
 def install(engine: AsyncEngine, busy_timeout: float) -> None:
@@ -129,8 +137,38 @@ def install(engine: AsyncEngine, busy_timeout: float) -> None:
             lock.release()
 
     def _ended(conn: Connection) -> None:
+        if conn.invalidated:  # its record was let go when the pool closed it (below);
+            return  # touching .info here would raise PendingRollbackError
         conn.info.pop(_PENDING, None)
         _release(conn)
 
     event.listen(sync_engine, "commit", _ended)
     event.listen(sync_engine, "rollback", _ended)
+
+    # A task cancelled inside a statement (a stopped chat turn, a shut-down) never reaches
+    # COMMIT or ROLLBACK: SQLAlchemy treats the CancelledError as a disconnect and closes
+    # ("invalidates") the connection without a rollback event. That left two locks taken,
+    # and every later writer waited busy_timeout and failed with "database is locked"
+    # (tests/platform/test_sqlite_locking.py, the cancelled-writer test):
+    # * SQLite's own: the cancelled task's traceback still references the cursor, and
+    #   sqlite3_close_v2 with an unfinalized statement leaves a "zombie" connection that keeps
+    #   its transaction until the garbage collector frees the cursor. So the transaction is
+    #   rolled back (on the connection's own thread) before SQLAlchemy closes it.
+    # * this process's writer lock: let go whenever a connection returns to the pool or closes.
+    def _on_invalidate(dbapi_conn: Any, _record: Any, _exc: Any) -> None:
+        if not in_greenlet():  # garbage-collector clean-up: nothing can be awaited
+            return
+        try:
+            dbapi_conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - a broken connection is closed next anyway
+            logger.debug("rollback before closing an invalidated connection failed: %s", exc)
+
+    def _on_pool_return(_dbapi_conn: Any, record: Any, *_: Any) -> None:
+        record.info.pop(_PENDING, None)
+        lock = record.info.pop(_HELD, None)
+        if lock is not None and lock.locked():
+            lock.release()
+
+    event.listen(sync_engine.pool, "invalidate", _on_invalidate)
+    event.listen(sync_engine.pool, "checkin", _on_pool_return)
+    event.listen(sync_engine.pool, "close", _on_pool_return)

@@ -150,3 +150,38 @@ async def test_write_lock_held_too_long_is_503_db_busy_with_retry_after(
             assert r.status_code == 201, r.text
     finally:
         holder.close()
+
+
+async def test_a_writer_cancelled_mid_transaction_stops_and_lets_go_of_the_write_lock(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A chat turn stopped while it saves (CI once showed one streaming on after its stop).
+
+    Cancelling a task inside a write hit two defects, each within a few dozen tries here:
+    asyncio.wait_for (Python 3.11) swallowed a cancellation that came with the writer lock,
+    so the task went on writing; and SQLAlchemy invalidates a connection cancelled inside a
+    statement without a rollback event, so the process's writer lock stayed taken and every
+    later writer failed after busy_timeout with "database is locked".
+    """
+    db = Database(build_settings(sqlite_url, tmp_path, sqlite_busy_timeout=5))
+
+    async def writer() -> None:
+        while True:
+            async with db.session() as s, atomic(s):
+                s.add(User(email=f"{uuid.uuid4().hex}@example.com", password_hash="x"))
+                await s.flush()
+
+    try:
+        for attempt in range(150):
+            task = asyncio.create_task(writer())
+            await asyncio.sleep(0.0005 * (attempt % 9))  # cancel at a different point each time
+            task.cancel()
+            done, _ = await asyncio.wait({task}, timeout=60)
+            assert done and task.cancelled(), f"try {attempt}: the cancelled writer went on"
+            async with db.session() as s, atomic(s):  # fails after 5 s if the lock leaked
+                s.add(User(email=f"after-{attempt}@example.com", password_hash="x"))
+        async with db.session() as s:
+            after = select(func.count()).where(User.email.like("after-%"))
+            assert await s.scalar(after) == 150
+    finally:
+        await db.dispose()
