@@ -266,6 +266,7 @@ class TurnManager:
             raise LLMNotConfigured()
         if not await self._save(job.message_id, {"status": "streaming"}):
             raise LeaseLost()
+        retrieval_started = time.perf_counter()
         async with self.db.session() as session:
             past = await history(
                 session, job.chat_id, job.question_id, self.settings.chat_history_messages
@@ -280,10 +281,11 @@ class TurnManager:
             )
         state.prompt = build_prompt(self.settings, job.question, past, hits)
         logger.info(
-            "prompt: %d chars, %d citations, %d history messages",
+            "prompt: %d chars, %d citations, %d history messages, retrieval %.1f ms",
             state.prompt.chars,
             len(state.prompt.cited),
             state.prompt.history_used,
+            (time.perf_counter() - retrieval_started) * 1000,
         )
         last_save = time.monotonic()
         stream = client.stream_chat(state.prompt.messages, state.outcome)
