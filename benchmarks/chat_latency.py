@@ -196,6 +196,7 @@ async def main(args: argparse.Namespace) -> None:
             LLM_MODEL="test-model",
             CHAT_MESSAGES_PER_MINUTE="100000",
             WS_MAX_CONNECTIONS_PER_USER="10",
+            LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
         )
         with serving(env, tmp / "serve.log", workers=2) as (port, _proc):
             settings = Settings(database_url=db_url, redis_url=redis_url, env="test")
@@ -223,6 +224,12 @@ async def main(args: argparse.Namespace) -> None:
                 print(f"  goal p95 < 5 ms: {'met' if p95 < 5 else 'NOT met'}")
             await events.ws.close()
             events.task.cancel()
+    except BaseException:
+        log = tmp / "serve.log"
+        if log.exists():  # what the server said is the first thing to read after a failure
+            tail = "\n".join(log.read_text().splitlines()[-60:])
+            print("--- last lines of serve.log ---\n" + tail)
+        raise
     finally:
         llm.terminate()
         llm.wait(timeout=10)

@@ -157,4 +157,9 @@ def _run_all(fns: list[Callable[[], object]]) -> None:
             logger.exception("deferred clean-up failed")
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the transaction commits (or rolls back) when the endpoint returns, before
+# the response is sent and before its background tasks run. With FastAPI's default scope a
+# dependency's exit code runs only after the response went out (FastAPI >= 0.121 behaviour),
+# so a client could read before the commit, be told 2xx for a write whose commit then failed,
+# and a chat turn started as a background task raced the commit of its own message.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -9,15 +9,21 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from codeatlas.db import migrate
 from codeatlas.db.session import Database, atomic
-from codeatlas.models import User
+from codeatlas.models import Project, User
+from codeatlas.settings import Settings
 from tests.conftest import BACKENDS, build_settings, make_database_url
+from tests.factories import auth_headers, create_user
 
 
 @pytest.fixture(params=BACKENDS)
@@ -145,3 +151,36 @@ async def test_sigkill_mid_write_leaves_database_consistent(
         assert await _count(db) == 1
     finally:
         await db.dispose()
+
+
+async def test_a_write_is_committed_before_its_response_is_sent(
+    app: FastAPI, db: Database, settings: Settings
+) -> None:
+    """The request's transaction ends when the endpoint returns, not after the response.
+
+    At the moment the response starts, another connection must already see the write: a
+    client may read it at once, and a 2xx must never precede a commit that could still fail.
+    (With FastAPI's default dependency scope the commit ran after the response was sent and
+    after its background tasks: a chat turn started as one raced its own message's commit.)
+    """
+    user = await create_user(db)
+    name = f"seen-{uuid.uuid4().hex[:8]}"
+    seen_at_start: list[bool] = []
+
+    async def observed(scope: Any, receive: Any, send: Any) -> None:
+        async def watch(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start" and scope["path"] == "/api/v1/projects":
+                async with db.session() as other:
+                    found = await other.scalar(select(Project.id).where(Project.name == name))
+                    seen_at_start.append(found is not None)
+            await send(message)
+
+        await app(scope, receive, watch)
+
+    transport = httpx.ASGITransport(app=observed)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.post(
+            "/api/v1/projects", json={"name": name}, headers=auth_headers(user, settings)
+        )
+    assert r.status_code == 201, r.text
+    assert seen_at_start == [True]
