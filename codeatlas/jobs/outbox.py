@@ -244,8 +244,11 @@ class Relay:
             backoff = 0.0
             if more:
                 continue
+            # asyncio.timeout, not wait_for, which on Python 3.11 can swallow the cancellation
+            # of a shut-down that arrives together with a wake-up (gh-86296).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.jobs_relay_poll_interval)
+                async with asyncio.timeout(self.settings.jobs_relay_poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def round(self) -> bool:

@@ -150,7 +150,10 @@ class Connection:
             self.push(text)
             return
         try:
-            await asyncio.wait_for(self.queue.put(text), patience)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the put succeeds (gh-86296), and the replay would go on.
+            async with asyncio.timeout(patience):
+                await self.queue.put(text)
         except TimeoutError:
             self.stop(CLOSE_SLOW, "send queue full")
 

@@ -48,6 +48,9 @@ class Behaviour:
     after: int = 0  # chunks sent before drop / garbage / stall / early end
     stall: float = 0.0  # seconds of silence (kind=stall, after `after` chunks)
     finish_reason: str = "stop"
+    # Each token's text is the server's time.monotonic() when it was sent (the chat
+    # benchmark measures what happens to a token after the LLM sent it).
+    stamp: bool = False
 
 
 def stream(tokens: list[str] | None = None, **kw: Any) -> Behaviour:
@@ -205,7 +208,7 @@ class OpenAITestServer:
         for i, token in enumerate(b.tokens[:limit] if b.kind != "stream" else b.tokens):
             if i and b.delay:
                 await asyncio.sleep(b.delay)
-            yield _chunk(self.model, token)
+            yield _chunk(self.model, f"{time.monotonic():.6f} " if b.stamp else token)
         if b.kind == "drop":
             raise DroppedConnection("scripted drop")
         if b.kind == "end_early":
@@ -256,8 +259,8 @@ if __name__ == "__main__":  # python -m tests.llm.openai_server PORT [DELAY]: a 
     import sys
 
     srv = OpenAITestServer(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
-    if len(sys.argv) > 2:
-        srv.default = stream(delay=float(sys.argv[2]))
+    if len(sys.argv) > 2:  # DELAY [stamp]
+        srv.default = stream(delay=float(sys.argv[2]), stamp="stamp" in sys.argv[3:])
     srv.start()
     print(srv.base_url, flush=True)
     try:
