@@ -98,6 +98,19 @@ class _WriterQueue:
             await lock.acquire()
 
 
+def _release(info: dict[Any, Any]) -> None:
+    """Give back the writer lock a connection holds (``info``: its pool record's info)."""
+    lock = info.pop(_HELD, None)
+    if lock is not None and lock.locked():
+        lock.release()
+
+
+def _let_go(info: dict[Any, Any]) -> None:
+    """The transaction ended: nothing pending, no lock held."""
+    info.pop(_PENDING, None)
+    _release(info)
+
+
 def install(engine: AsyncEngine, busy_timeout: float) -> None:
     """Wire the lazy ``BEGIN IMMEDIATE`` into ``engine`` (transactional mode only)."""
     sync_engine = engine.sync_engine
@@ -126,21 +139,15 @@ def install(engine: AsyncEngine, busy_timeout: float) -> None:
         try:
             begin.execute("BEGIN IMMEDIATE")  # waits up to busy_timeout for other processes
         except BaseException:
-            _release(conn)
+            _release(conn.info)
             raise
         finally:
             begin.close()
 
-    def _release(conn: Connection) -> None:
-        lock = conn.info.pop(_HELD, None)
-        if lock is not None and lock.locked():
-            lock.release()
-
     def _ended(conn: Connection) -> None:
         if conn.invalidated:  # its record was let go when the pool closed it (below);
             return  # touching .info here would raise PendingRollbackError
-        conn.info.pop(_PENDING, None)
-        _release(conn)
+        _let_go(conn.info)
 
     event.listen(sync_engine, "commit", _ended)
     event.listen(sync_engine, "rollback", _ended)
@@ -164,10 +171,7 @@ def install(engine: AsyncEngine, busy_timeout: float) -> None:
             logger.debug("rollback before closing an invalidated connection failed: %s", exc)
 
     def _on_pool_return(_dbapi_conn: Any, record: Any, *_: Any) -> None:
-        record.info.pop(_PENDING, None)
-        lock = record.info.pop(_HELD, None)
-        if lock is not None and lock.locked():
-            lock.release()
+        _let_go(record.info)  # the same dict as Connection.info of that connection
 
     event.listen(sync_engine.pool, "invalidate", _on_invalidate)
     event.listen(sync_engine.pool, "checkin", _on_pool_return)
