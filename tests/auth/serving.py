@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from codeatlas.settings import Settings
 from tests.conftest import free_port
 
 
@@ -30,12 +31,30 @@ def serve_env(**values: str) -> dict[str, str]:
     return env
 
 
+def env_on(settings: Settings, data_dir: Path, **values: str) -> dict[str, str]:
+    """A `serve` on the test's own database and Redis (its key prefix), plus ``values``."""
+    assert settings.redis_url
+    return serve_env(
+        DATABASE_URL=settings.resolved_database_url,
+        DATA_DIR=str(data_dir),
+        REDIS_URL=settings.redis_url,
+        REDIS_KEY_PREFIX=settings.redis_key_prefix,
+        **values,
+    )
+
+
 @contextmanager
 def serving(
-    env: dict[str, str], log: Path, *, workers: int = 1
+    env: dict[str, str],
+    log: Path,
+    *,
+    workers: int = 1,
+    ready_timeout: float = 300,
+    port: int | None = None,
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """`codeatlas serve` on a free port, ready (GET /health/ready is 200), stopped afterwards."""
-    port = free_port()
+    """`codeatlas serve` on ``port`` (a free one by default), ready (GET /health/ready is
+    200) within ``ready_timeout`` seconds, stopped afterwards."""
+    port = port or free_port()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -53,7 +72,7 @@ def serving(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 300  # serve starts a worker child first
+        deadline = time.monotonic() + ready_timeout  # serve starts a worker child first
         while True:
             assert proc.poll() is None, log.read_text()
             try:

@@ -10,19 +10,16 @@ import pytest
 from codeatlas.db.session import Database
 from codeatlas.settings import Settings
 from tests.auth.helpers import API, PASSWORD
-from tests.auth.serving import Pinned, pinned_per_worker, serve_env, serving, worker_pids
+from tests.auth.serving import Pinned, env_on, pinned_per_worker, serving, worker_pids
 from tests.factories import create_user
 
 pytestmark = pytest.mark.slow
 
 
 def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
-    assert settings.redis_url
-    return serve_env(
-        DATABASE_URL=settings.resolved_database_url,
-        DATA_DIR=str(tmp_path),
-        REDIS_URL=settings.redis_url,
-        REDIS_KEY_PREFIX=settings.redis_key_prefix,
+    return env_on(
+        settings,
+        tmp_path,
         # each request names its client in X-Forwarded-For, believed from 127.0.0.1 only
         TRUSTED_PROXIES="127.0.0.1",
         # issue 11: the per-address ceiling defaults to 20 (office NATs); the DoD counts 5

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +16,8 @@ import pytest
 from codeatlas.db.session import Database
 from codeatlas.models import ProjectRole
 from codeatlas.settings import Settings
+from tests.auth.serving import serving
 from tests.code.helpers import make_project, make_user, multipart
-from tests.conftest import free_port
 from tests.factories import auth_headers
 from tests.knowledge.test_code_search import FILES, MEANING
 
@@ -27,7 +25,6 @@ from tests.knowledge.test_code_search import FILES, MEANING
 @pytest.fixture
 def served(db: Database, tmp_path: Path) -> Iterator[tuple[str, Settings, Path]]:
     settings = db.settings
-    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -43,32 +40,9 @@ def served(db: Database, tmp_path: Path) -> Iterator[tuple[str, Settings, Path]]
         PYTHONUNBUFFERED="1",
     )
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "codeatlas", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300  # serve + worker child on a busy machine
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve not ready:\n" + log.read_text()
-            time.sleep(0.3)
-        yield base, settings.model_copy(update={"data_dir": data_dir}), log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    # serve + worker child on a busy machine: 300 s to become ready
+    with serving(env, log, ready_timeout=300) as (port, _):
+        yield f"http://127.0.0.1:{port}", settings.model_copy(update={"data_dir": data_dir}), log
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
 """`codeatlas serve --workers N` for the chat tests and benchmark, with a patient start-up.
 
-Like :func:`tests.auth.serving.serving`, but the deadline for readiness is a parameter: each
-worker loads the embedding model and opens the vector store, which on a busy 2-core machine
-takes minutes, and a test must not fail because the machine is busy.
+:func:`tests.auth.serving.serving` with a 600 s deadline for readiness: each worker loads the
+embedding model and opens the vector store, which on a busy 2-core machine takes minutes,
+and a test must not fail because the machine is busy.
 """
 
 from __future__ import annotations
@@ -10,29 +10,24 @@ from __future__ import annotations
 import http.client
 import json
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from codeatlas.settings import Settings
-from tests.auth.serving import serve_env
-from tests.conftest import free_port
+from tests.auth import serving as shared
 from tests.llm.openai_server import OpenAITestServer
+
+READY_TIMEOUT = 600.0
 
 
 def chat_env(
     settings: Settings, data_dir: Path, llm: OpenAITestServer, **extra: str
 ) -> dict[str, str]:
     """A `serve` on the test's database and Redis, answering with the test LLM server."""
-    assert settings.redis_url
-    return serve_env(
-        DATABASE_URL=settings.resolved_database_url,
-        DATA_DIR=str(data_dir),
-        REDIS_URL=settings.redis_url,
-        REDIS_KEY_PREFIX=settings.redis_key_prefix,
+    return shared.env_on(
+        settings,
+        data_dir,
         LLM_PROVIDER="openai",
         LLM_BASE_URL=llm.base_url,
         LLM_MODEL="test-model",
@@ -41,50 +36,10 @@ def chat_env(
     )
 
 
-@contextmanager
 def serving(
-    env: dict[str, str], log: Path, *, workers: int = 1, ready_timeout: float = 600
-) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    port = free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "codeatlas",
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/health/ready")
-                status = conn.getresponse().status
-                conn.close()
-                if status == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "server did not become ready:\n" + log.read_text()
-            time.sleep(0.2)
-        yield port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    env: dict[str, str], log: Path, *, workers: int = 1
+) -> AbstractContextManager[tuple[int, subprocess.Popen[bytes]]]:
+    return shared.serving(env, log, workers=workers, ready_timeout=READY_TIMEOUT)
 
 
 def call(

@@ -28,6 +28,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.auth.conftest import Inbox
+from tests.auth.serving import serving
 from tests.conftest import ENV_DATABASE_URL, PG_AVAILABLE, _recreate_pg_database, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -188,7 +189,6 @@ def _serve(tmp: Path, name: str, *, with_llm: bool) -> Iterator[Served]:
             REDIS_KEY_PREFIX=f"web-{uuid.uuid4().hex[:8]}:",
             EMBEDDED_WORKER_THREADS="2",
         )
-    proc = None
     try:
         subprocess.run(
             [sys.executable, "-m", "codeatlas", "users", "create-admin", "--email", ADMIN_EMAIL],
@@ -198,33 +198,12 @@ def _serve(tmp: Path, name: str, *, with_llm: bool) -> Iterator[Served]:
             timeout=300,
         )
         log = tmp / "serve.log"
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "codeatlas", "serve", "--port", str(port)],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 300  # a loaded 2-core CI machine migrates slowly
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve not ready:\n" + log.read_text()
-            time.sleep(0.3)
-        yield Served(base, inbox, env, database_url, log, llm)
+        # a loaded 2-core CI machine migrates slowly: 300 s to become ready
+        with serving(env, log, port=port, ready_timeout=300):
+            yield Served(base, inbox, env, database_url, log, llm)
     finally:
         if llm is not None:
             llm.stop()
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         controller.stop()
 
 

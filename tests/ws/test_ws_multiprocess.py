@@ -21,19 +21,16 @@ from websockets.exceptions import ConnectionClosed
 from codeatlas.db.session import Database
 from codeatlas.settings import Settings
 from codeatlas.ws.events import publish_event
-from tests.auth.serving import serve_env, serving, worker_pids
+from tests.auth.serving import env_on, serving, worker_pids
 from tests.ws.conftest import close_code, open_ws, recv_type, user_and_token
 
 pytestmark = pytest.mark.slow
 
 
 def _env(settings: Settings, tmp_path: Path) -> dict[str, str]:
-    assert settings.redis_url
-    return serve_env(
-        DATABASE_URL=settings.resolved_database_url,
-        DATA_DIR=str(tmp_path),
-        REDIS_URL=settings.redis_url,
-        REDIS_KEY_PREFIX=settings.redis_key_prefix,
+    return env_on(
+        settings,
+        tmp_path,
         WS_MAX_CONNECTIONS_PER_USER="2",
         # Slot TTL = 2 x interval + timeout = 10 s: a dead worker's slot goes in seconds.
         WS_PING_INTERVAL="2",
