@@ -8,6 +8,7 @@ and tokens are scrubbed before an event leaves the process.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sentry_sdk
@@ -51,8 +52,30 @@ def init_sentry(dsn: str, *, environment: str, release: str) -> bool:
         dsn=dsn,
         environment=environment,
         release=release,
-        send_default_pii=False,
         max_request_body_size="never",
         before_send=before_send,  # type: ignore[arg-type]
+        **_no_pii(),
     )
     return True
+
+
+def _no_pii() -> dict[str, Any]:
+    """Options whose spelling changed with sentry-sdk 3.0 (which rejects the old ones).
+
+    No personal data: ``send_default_pii=False`` up to 2.x, ``data_collection`` from 3.0
+    (``before_send`` scrubs what remains either way). Error log records as events: 2.x's
+    default; 3.0 made ``event_level`` opt-in and ships INFO records as "Sentry logs"
+    instead, which is off here (log lines stay in our own logs).
+    """
+    from sentry_sdk.integrations.logging import LoggingIntegration
+
+    if int(sentry_sdk.VERSION.split(".")[0]) >= 3:
+        return {
+            "data_collection": {"user_info": False, "http_bodies": [], "cookies": {"mode": "off"}},
+            "integrations": [
+                LoggingIntegration(
+                    level=None, event_level=logging.ERROR, breadcrumb_level=logging.INFO
+                )
+            ],
+        }
+    return {"send_default_pii": False}
