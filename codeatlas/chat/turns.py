@@ -29,6 +29,7 @@ import asyncio
 import logging
 import math
 import time
+from collections import deque
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,13 +103,21 @@ def stop_key(settings: Settings, message_id: int) -> str:
 
 
 async def publish(app: FastAPI, user_id: int, type_: str, data: dict[str, Any]) -> None:
-    """One WS event to every socket of the user, on any API process (the ws domain's fan-out)."""
-    from codeatlas.ws.events import publish_event
+    """One WS event to every socket of the user, on any API process (the ws domain's fan-out),
+    after every event this process queued before it (:class:`EventBatcher`)."""
+    await emit(app, user_id, type_, data)
 
-    redis: aioredis.Redis | None = getattr(app.state, "redis", None)
-    if redis is None:  # no Redis at all: nobody can be listening (the WS needs it too)
-        return
-    await publish_event(redis, user_id, type_, data, request_id=get_request_id())
+
+def emit(app: FastAPI, user_id: int, type_: str, data: dict[str, Any]) -> asyncio.Future[str]:
+    """Queue one WS event without waiting for Redis; the future says whether it was sent."""
+    from codeatlas.ws.events import EventBatcher
+
+    batcher: EventBatcher | None = getattr(app.state, "event_batcher", None)
+    if batcher is None:  # no Redis at all: nobody can be listening (the WS needs it too)
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        done.set_result("")
+        return done
+    return batcher.emit(user_id, type_, data, request_id=get_request_id())
 
 
 class TurnManager:
@@ -288,26 +297,35 @@ class TurnManager:
             (time.perf_counter() - retrieval_started) * 1000,
         )
         last_save = time.monotonic()
+        # Tokens are queued for Redis without waiting (one pipeline per batch, in order); a
+        # token the publisher could not send fails the turn as a failed publish always did.
+        sent: deque[asyncio.Future[str]] = deque()
         stream = client.stream_chat(state.prompt.messages, state.outcome)
         async with aclosing(stream) as pieces:
             async for text in pieces:
                 index = len(state.pieces)
                 state.pieces.append(text)
-                await publish(
-                    self.app,
-                    job.user_id,
-                    "chat.token",
-                    {
-                        "chat_id": job.chat_id,
-                        "message_id": job.message_id,
-                        "index": index,
-                        "text": text,
-                    },
+                sent.append(
+                    emit(
+                        self.app,
+                        job.user_id,
+                        "chat.token",
+                        {
+                            "chat_id": job.chat_id,
+                            "message_id": job.message_id,
+                            "index": index,
+                            "text": text,
+                        },
+                    )
                 )
+                while sent and sent[0].done():
+                    sent.popleft().result()
                 if time.monotonic() - last_save >= self.settings.chat_save_interval:
                     if not await self._save(job.message_id, {"content": state.content}):
                         raise LeaseLost()
                     last_save = time.monotonic()
+        for future in sent:
+            await future
 
     async def _save(self, message_id: int, values: dict[str, Any]) -> bool:
         """Write the message (and renew its lease) if it is still this turn's to write."""

@@ -255,12 +255,14 @@ class OpenAITestServer:
         self.stop()
 
 
-if __name__ == "__main__":  # python -m tests.llm.openai_server PORT [DELAY]: a plain server
+if __name__ == "__main__":  # python -m tests.llm.openai_server PORT [DELAY [stamp] [tokens=N]]
     import sys
 
     srv = OpenAITestServer(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
-    if len(sys.argv) > 2:  # DELAY [stamp]
-        srv.default = stream(delay=float(sys.argv[2]), stamp="stamp" in sys.argv[3:])
+    if len(sys.argv) > 2:
+        count = next((int(a[7:]) for a in sys.argv[3:] if a.startswith("tokens=")), 0)
+        answer = (DEFAULT_ANSWER * (count // len(DEFAULT_ANSWER) + 1))[:count] if count else None
+        srv.default = stream(answer, delay=float(sys.argv[2]), stamp="stamp" in sys.argv[3:])
     srv.start()
     print(srv.base_url, flush=True)
     try:
