@@ -6,20 +6,24 @@ the semantic search of the knowledge base. Both are limited to the chat's projec
 user's projects) and interleaved best first, so neither kind crowds the other out. When the
 vector store or the embedder is down the answer still gets the keyword ranking of code,
 with a warning in the log, instead of failing.
+
+Retrieval sits before the first token of every answer, so its steps overlap: the question
+is embedded once (a task both searches await) while the code search's keyword half runs,
+and the code and knowledge-base searches run at the same time, each in its own session.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from itertools import chain, zip_longest
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
+from codeatlas.db.session import Database
 from codeatlas.knowledge.code_search import CodeResult, code_search
 from codeatlas.knowledge.errors import EmbeddingsDown, ModelMismatch, VectorStoreDown
 from codeatlas.knowledge.indexing import KIND_CODE, KIND_ENTRY
 from codeatlas.knowledge.runtime import KnowledgeRuntime
-from codeatlas.knowledge.search import Hit, Scope, resolve_scope, semantic_search
+from codeatlas.knowledge.search import Hit, Scope, embed_query, resolve_scope, semantic_search
 from codeatlas.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -45,37 +49,69 @@ def _hit(r: CodeResult) -> Hit:
 
 
 async def _code(
-    session: AsyncSession, runtime: KnowledgeRuntime, settings: Settings, scope: Scope, q: str
+    db: Database,
+    runtime: KnowledgeRuntime,
+    settings: Settings,
+    scope: Scope,
+    q: str,
+    vector: asyncio.Task[list[float]],
 ) -> list[Hit]:
     k = settings.chat_context_top_k
-    try:
-        found = await code_search(
-            session, runtime, settings, scope, q, mode="hybrid", top_k=k, group_by_file=False
-        )
-    except SEMANTIC_DOWN as exc:
-        logger.warning(
-            "semantic code search unavailable (%s): keyword ranking only", exc.error_code
-        )
-        found = await code_search(
-            session, runtime, settings, scope, q, mode="keyword", top_k=k, group_by_file=False
-        )
+    async with db.session() as session:
+        try:
+            found = await code_search(
+                session,
+                runtime,
+                settings,
+                scope,
+                q,
+                mode="hybrid",
+                top_k=k,
+                group_by_file=False,
+                vector=vector,
+            )
+        except SEMANTIC_DOWN as exc:
+            logger.warning(
+                "semantic code search unavailable (%s): keyword ranking only", exc.error_code
+            )
+            found = await code_search(
+                session, runtime, settings, scope, q, mode="keyword", top_k=k, group_by_file=False
+            )
     return [_hit(r) for r in found]
 
 
 async def _entries(
-    session: AsyncSession, runtime: KnowledgeRuntime, settings: Settings, scope: Scope, q: str
+    db: Database,
+    runtime: KnowledgeRuntime,
+    settings: Settings,
+    scope: Scope,
+    q: str,
+    vector: asyncio.Task[list[float]],
 ) -> list[Hit]:
-    try:
-        return await semantic_search(
-            session, runtime, scope, q, settings.chat_context_top_k, [KIND_ENTRY]
-        )
-    except SEMANTIC_DOWN as exc:
-        logger.warning("knowledge-base search unavailable (%s): no entries", exc.error_code)
-        return []
+    async with db.session() as session:
+        try:
+            return await semantic_search(
+                session,
+                runtime,
+                scope,
+                q,
+                settings.chat_context_top_k,
+                [KIND_ENTRY],
+                query_vector=vector,
+            )
+        except SEMANTIC_DOWN as exc:
+            logger.warning("knowledge-base search unavailable (%s): no entries", exc.error_code)
+            return []
+
+
+def _seen(task: asyncio.Task[list[float]]) -> None:
+    # A search that failed before awaiting the embedding must not leave its error unread.
+    if not task.cancelled():
+        task.exception()
 
 
 async def retrieve(
-    session: AsyncSession,
+    db: Database,
     runtime: KnowledgeRuntime,
     settings: Settings,
     user_id: int,
@@ -84,7 +120,16 @@ async def retrieve(
 ) -> list[Hit]:
     if settings.chat_context_top_k == 0:
         return []
-    scope = await resolve_scope(session, user_id, project_id)
-    code = await _code(session, runtime, settings, scope, question)
-    entries = await _entries(session, runtime, settings, scope, question)
+    vector = asyncio.create_task(embed_query(runtime, question))
+    vector.add_done_callback(_seen)
+    try:
+        async with db.session() as session:
+            scope = await resolve_scope(session, user_id, project_id)
+        code, entries = await asyncio.gather(
+            _code(db, runtime, settings, scope, question, vector),
+            _entries(db, runtime, settings, scope, question, vector),
+        )
+    finally:
+        if not vector.done():
+            vector.cancel()
     return [h for h in chain.from_iterable(zip_longest(code, entries)) if h is not None]

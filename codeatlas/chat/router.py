@@ -190,6 +190,7 @@ async def ask(
     chat = await service.get_chat(session, user.id, chat_id)
     await service.check_budget(session, settings, user.id)
     await _limits(request, limits, user.id)
+    turns.warm(content)  # the question's embedding overlaps the writes below
     rid = get_request_id() or new_request_id()
     # In the request's own transaction: a second session per request deadlocked the pool
     # under concurrent asks (each request held one connection and waited for another;

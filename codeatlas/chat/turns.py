@@ -26,6 +26,7 @@ lost its message: it stops and publishes nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -128,6 +129,7 @@ class TurnManager:
         self.settings: Settings = app.state.settings
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stops: dict[int, asyncio.Event] = {}
+        self._warming: set[asyncio.Task[None]] = set()
         self._closing = False
 
     @property
@@ -150,6 +152,26 @@ class TurnManager:
             task = asyncio.create_task(self._run(job), name=f"chat-turn-{job.message_id}")
             self._tasks[job.message_id] = task
             task.add_done_callback(lambda t: self._done(job, t))
+
+    def warm(self, question: str) -> None:
+        """Start embedding ``question`` now, while its request is still being written: the
+        turn's searches then await this embedding (the embedder shares a text being
+        embedded) instead of starting it after the commit. Tracked, cancelled at shut-down."""
+        if self._closing or self.settings.chat_context_top_k == 0:
+            return
+        task = asyncio.create_task(self._warm(question), name="chat-warm")
+        self._warming.add(task)
+        task.add_done_callback(self._warming.discard)
+
+    async def _warm(self, question: str) -> None:
+        from codeatlas.knowledge.embeddings import EmbeddingUnavailable
+
+        runtime = getattr(self.app.state, "knowledge", None)
+        if runtime is None:
+            return
+        # A failure is the turn's own search's to report (it falls back to keywords).
+        with contextlib.suppress(EmbeddingUnavailable):
+            await runtime.embedder().embed([question])
 
     async def start(self, job: TurnJob) -> None:
         """:meth:`spawn` as a coroutine, for Starlette's background tasks (which would run a
@@ -185,7 +207,7 @@ class TurnManager:
 
     async def aclose(self) -> None:
         self._closing = True
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._warming]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -273,21 +295,23 @@ class TurnManager:
         client: LLMClient | None = getattr(self.app.state, "llm", None)
         if client is None:
             raise LLMNotConfigured()
-        if not await self._save(job.message_id, {"status": "streaming"}):
-            raise LeaseLost()
         retrieval_started = time.perf_counter()
-        async with self.db.session() as session:
-            past = await history(
-                session, job.chat_id, job.question_id, self.settings.chat_history_messages
-            )
-            hits = await retrieve(
-                session,
+        # The lease write, the history and retrieval overlap: all three stand before the
+        # first token.
+        held, past, hits = await asyncio.gather(
+            self._save(job.message_id, {"status": "streaming"}),
+            self._history(job),
+            retrieve(
+                self.db,
                 self.app.state.knowledge,
                 self.settings,
                 job.user_id,
                 job.project_id,
                 job.question,
-            )
+            ),
+        )
+        if not held:
+            raise LeaseLost()
         state.prompt = build_prompt(self.settings, job.question, past, hits)
         logger.info(
             "prompt: %d chars, %d citations, %d history messages, retrieval %.1f ms",
@@ -326,6 +350,12 @@ class TurnManager:
                     last_save = time.monotonic()
         for future in sent:
             await future
+
+    async def _history(self, job: TurnJob) -> list[tuple[str, str]]:
+        async with self.db.session() as session:
+            return await history(
+                session, job.chat_id, job.question_id, self.settings.chat_history_messages
+            )
 
     async def _save(self, message_id: int, values: dict[str, Any]) -> bool:
         """Write the message (and renew its lease) if it is still this turn's to write."""

@@ -17,8 +17,10 @@ come back shorter than asked).
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +35,10 @@ from codeatlas.knowledge.search import (
     Hit,
     Scope,
     check_collections,
+    code_hits,
+    code_rows,
     embed_query,
-    hydrate_code,
+    pairs_of,
     vector_search,
 )
 from codeatlas.knowledge.vector_store import (
@@ -136,6 +140,38 @@ async def keyword_hits(
         raise VectorStoreDown(f"The vector store is unavailable: {exc}") from exc
 
 
+async def _rankings(
+    runtime: KnowledgeRuntime,
+    query: str,
+    mode: Mode,
+    candidates: int,
+    flt: SearchFilter,
+    vector: Awaitable[list[float]] | None,
+) -> tuple[list[VectorHit], list[VectorHit]]:
+    """The semantic and keyword candidates, searched at the same time (the query's embedding
+    and the dense search overlap the sparse one); a failure of either is raised, the
+    semantic one first, once both have ended."""
+
+    async def semantic() -> list[VectorHit]:
+        if mode not in ("hybrid", "semantic"):
+            return []
+        await check_collections(runtime, [KIND_CODE])
+        query_vector = await (vector if vector is not None else embed_query(runtime, query))
+        return await vector_search(runtime, KIND_CODE, query_vector, candidates, flt)
+
+    async def keyword() -> list[VectorHit]:
+        if mode not in ("hybrid", "keyword"):
+            return []
+        return await keyword_hits(runtime, query, candidates, flt)
+
+    results = await asyncio.gather(semantic(), keyword(), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    semantic_raw, keyword_raw = cast(tuple[list[VectorHit], list[VectorHit]], tuple(results))
+    return semantic_raw, keyword_raw
+
+
 async def code_search(
     session: AsyncSession,
     runtime: KnowledgeRuntime,
@@ -150,13 +186,15 @@ async def code_search(
     group_by_file: bool = True,
     rrf_k: float | None = None,
     weights: tuple[float, float] | None = None,
+    vector: Awaitable[list[float]] | None = None,
 ) -> list[CodeResult]:
     """The ``top_k`` best results for ``query``; semantic failures raise their 503s.
 
     ``group_by_file``: one result per file — each ranking is first reduced to the best
     chunk of every file, the files are fused, and a file is shown by its best chunk (the
     semantic one when it has one). Ranks are then ranks of files. Otherwise chunks are
-    ranked and fused as they are, several per file.
+    ranked and fused as they are, several per file. ``vector``: the query's embedding
+    being computed by the caller (a task several searches await).
     """
     candidates = max(settings.search_candidates, top_k)
     prefix = path_range(path_prefix)
@@ -174,17 +212,12 @@ async def code_search(
         languages=[language] if language is not None else None,
         document_ids=document_ids,
     )
-    semantic_raw: list[VectorHit] = []
-    keyword_raw: list[VectorHit] = []
-    if mode in ("hybrid", "semantic"):
-        await check_collections(runtime, [KIND_CODE])
-        vector = await embed_query(runtime, query)
-        semantic_raw = await vector_search(runtime, KIND_CODE, vector, candidates, flt)
-    if mode in ("hybrid", "keyword"):
-        keyword_raw = await keyword_hits(runtime, query, candidates, flt)
-    # Read back from the database: a hit whose chunk is gone or changed is dropped.
-    semantic_hits = await hydrate_code(session, semantic_raw, scope)
-    keyword_hits_ = await hydrate_code(session, keyword_raw, scope)
+    semantic_raw, keyword_raw = await _rankings(runtime, query, mode, candidates, flt, vector)
+    # Read back from the database in one statement: a hit whose chunk is gone or changed is
+    # dropped.
+    found = await code_rows(session, pairs_of([*semantic_raw, *keyword_raw]), scope)
+    semantic_hits = code_hits(semantic_raw, found)
+    keyword_hits_ = code_hits(keyword_raw, found)
     for keys, hits in ((semantic_keys, semantic_hits), (keyword_keys, keyword_hits_)):
         for h in hits:
             if path_prefix and not (h.path or "").startswith(path_prefix):

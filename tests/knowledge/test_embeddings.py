@@ -189,6 +189,31 @@ async def test_cache_hits_avoid_recompute_and_keep_order(local: LocalEmbedder) -
         await cached.aclose()
 
 
+async def test_a_text_being_embedded_is_awaited_not_embedded_again() -> None:
+    inner = CountingEmbedder()
+    cached = CachedEmbedder(inner, maxsize=100)
+    try:
+        # Three concurrent asks for the same question (a chat turn's warm-up and its two
+        # searches): the model sees it once, everyone gets the same vector.
+        results = await asyncio.gather(*(cached.embed([PASSWORD_QUERY]) for _ in range(3)))
+        assert inner.seen == [[PASSWORD_QUERY]]
+        assert results[0] == results[1] == results[2]
+
+        # The call that is embedding a text is cancelled: a caller waiting for that text
+        # is not cancelled with it; it embeds the text itself.
+        first = asyncio.create_task(cached.embed([PASSWORD_CODE]))
+        await asyncio.sleep(0)  # `first` is now embedding PASSWORD_CODE
+        second = asyncio.create_task(cached.embed([PASSWORD_CODE]))
+        await asyncio.sleep(0)  # `second` waits for `first`'s embedding
+        first.cancel()
+        vector = (await second)[0]
+        assert first.cancelled()
+        assert inner.seen[1:] == [[PASSWORD_CODE], [PASSWORD_CODE]]
+        assert np.allclose(vector, (await inner.embed([PASSWORD_CODE]))[0], atol=1e-6)
+    finally:
+        await cached.aclose()
+
+
 async def test_cache_is_lru_bounded(local: LocalEmbedder) -> None:
     inner = CountingEmbedder()
     cached = CachedEmbedder(inner, maxsize=2)

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import uvicorn
@@ -166,6 +167,8 @@ class OpenAITestServer:
         with self._lock:
             self.requests.append(body)
         b = self._next()
+        if b.kind == "stream" and (wanted := _tokens_asked(body)):  # benchmarks: answer length
+            b = replace(b, tokens=_answer(wanted))
         if b.first_delay:
             await asyncio.sleep(b.first_delay)
         if b.kind == "status":
@@ -255,13 +258,27 @@ class OpenAITestServer:
         self.stop()
 
 
+_TOKENS_MARK = re.compile(r"\[tokens=(\d{1,6})\]")
+
+
+def _tokens_asked(body: dict[str, Any]) -> int:
+    """``[tokens=N]`` in the last message: stream N tokens (a benchmark's long answers)."""
+    messages = body.get("messages") or [{}]
+    found = _TOKENS_MARK.search(str(messages[-1].get("content", "")))
+    return int(found.group(1)) if found else 0
+
+
+def _answer(count: int) -> list[str]:
+    return (DEFAULT_ANSWER * (count // len(DEFAULT_ANSWER) + 1))[:count]
+
+
 if __name__ == "__main__":  # python -m tests.llm.openai_server PORT [DELAY [stamp] [tokens=N]]
     import sys
 
     srv = OpenAITestServer(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     if len(sys.argv) > 2:
         count = next((int(a[7:]) for a in sys.argv[3:] if a.startswith("tokens=")), 0)
-        answer = (DEFAULT_ANSWER * (count // len(DEFAULT_ANSWER) + 1))[:count] if count else None
+        answer = _answer(count) if count else None
         srv.default = stream(answer, delay=float(sys.argv[2]), stamp="stamp" in sys.argv[3:])
     srv.start()
     print(srv.base_url, flush=True)
