@@ -122,7 +122,9 @@ async def test_write_lock_held_too_long_is_503_db_busy_with_retry_after(
     db = Database(settings)
     user = await create_user(db, "busy@example.com")
     await db.dispose()
-    holder = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None)
+    # Its BEGIN IMMEDIATE may have to wait for a write of the app's own background loops
+    # (outbox relay, answer sweeper) to end: on a starved machine one can take seconds.
+    holder = sqlite3.connect(sqlite_url.split("///", 1)[1], isolation_level=None, timeout=60)
     app = create_app(settings)
     try:
         async with (
