@@ -104,6 +104,7 @@ def serve(
             # uvicorn's own rewriting would trust 127.0.0.1 regardless.
             proxy_headers=False,
             server_header=False,  # do not announce "server: uvicorn" (issue 11, finding 7)
+            ws_per_message_deflate=settings.ws_per_message_deflate,
         )
 
 

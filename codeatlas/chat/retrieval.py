@@ -69,13 +69,22 @@ async def _code(
                 top_k=k,
                 group_by_file=False,
                 vector=vector,
+                candidates=settings.chat_search_candidates,
             )
         except SEMANTIC_DOWN as exc:
             logger.warning(
                 "semantic code search unavailable (%s): keyword ranking only", exc.error_code
             )
             found = await code_search(
-                session, runtime, settings, scope, q, mode="keyword", top_k=k, group_by_file=False
+                session,
+                runtime,
+                settings,
+                scope,
+                q,
+                mode="keyword",
+                top_k=k,
+                group_by_file=False,
+                candidates=settings.chat_search_candidates,
             )
     return [_hit(r) for r in found]
 
@@ -117,14 +126,18 @@ async def retrieve(
     user_id: int,
     project_id: int | None,
     question: str,
+    *,
+    scope: Scope | None = None,
 ) -> list[Hit]:
+    """The answer's material; ``scope``: the caller's scope when it already checked it."""
     if settings.chat_context_top_k == 0:
         return []
     vector = asyncio.create_task(embed_query(runtime, question))
     vector.add_done_callback(_seen)
     try:
-        async with db.session() as session:
-            scope = await resolve_scope(session, user_id, project_id)
+        if scope is None:
+            async with db.session() as session:
+                scope = await resolve_scope(session, user_id, project_id)
         code, entries = await asyncio.gather(
             _code(db, runtime, settings, scope, question, vector),
             _entries(db, runtime, settings, scope, question, vector),

@@ -243,11 +243,13 @@ async def add_question(
         citations=[],
         request_id=request_id,
     )
-    session.add(question)
-    await session.flush()
     answer = _pending_answer(chat, request_id)
-    session.add(answer)
+    # One flush, one INSERT for both rows: the ORM's multi-row INSERT … RETURNING assigns
+    # the ids in the order the rows were added (on PostgreSQL by its INSERT … SELECT …
+    # ORDER BY form), so the question's id stays below its answer's.
+    session.add_all([question, answer])
     await session.flush()
+    assert question.id < answer.id
     return question, answer
 
 

@@ -6,9 +6,10 @@ the prompt, streams the LLM's tokens as ``chat.token`` events, saves the partial
 CHAT_SAVE_INTERVAL seconds, and ends with ``chat.done`` (complete or stopped) or
 ``chat.error`` — the stored message always ends in one of those states.
 
-Stop: ``POST …/stop`` (or the WS message ``chat.stop``) on any process sets a Redis key the
-generating turn polls every CHAT_STOP_POLL_INTERVAL seconds (and, on the same process, sets
-the turn's event directly). Generation is cancelled, the partial answer kept as ``stopped``.
+Stop: ``POST …/stop`` (or the WS message ``chat.stop``) on any process sets a Redis key that
+the generating process reads every CHAT_STOP_POLL_INTERVAL seconds, for all its turns in one
+MGET (and, on the same process, sets the turn's event directly). Generation is cancelled,
+the partial answer kept as ``stopped``.
 
 Tasks are registered in :class:`TurnManager` (never fire-and-forget): cancelled and awaited
 at shut-down, their messages marked ``error`` / ``INTERRUPTED``. An unexpected exception
@@ -39,10 +40,10 @@ import redis.asyncio as aioredis
 import sentry_sdk
 from fastapi import FastAPI
 from sqlalchemy import update
-from sqlalchemy.exc import SQLAlchemyError
 
 from codeatlas.chat.prompt import Prompt, build_prompt
 from codeatlas.chat.retrieval import retrieve
+from codeatlas.chat.saving import AnswerWriter
 from codeatlas.chat.service import history
 from codeatlas.core.context import bind_request_id, get_request_id
 from codeatlas.core.ratelimit import REDIS_DOWN
@@ -50,6 +51,7 @@ from codeatlas.core.redis_client import key as redis_key
 from codeatlas.db.base import utcnow
 from codeatlas.db.session import Database, atomic
 from codeatlas.errors import AppError
+from codeatlas.knowledge.search import Scope
 from codeatlas.llm.client import LLMClient, StreamOutcome, Usage
 from codeatlas.llm.errors import LLMNotConfigured
 from codeatlas.models import Chat, ChatMessage
@@ -59,8 +61,6 @@ from codeatlas.settings import Settings
 logger = logging.getLogger(__name__)
 
 STOP_TTL = 300  # seconds a stop flag outlives the request that set it
-# Errors a lease renewal outlives (the database away for a moment): tried again next beat.
-RENEW_ERRORS = (SQLAlchemyError, OSError)
 
 
 class LeaseLost(Exception):
@@ -76,6 +76,7 @@ class TurnJob:
     message_id: int
     question: str
     request_id: str
+    scope: Scope | None = None  # resolved by the request; None: the turn resolves it
 
 
 @dataclass(slots=True)
@@ -130,12 +131,21 @@ class TurnManager:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stops: dict[int, asyncio.Event] = {}
         self._warming: set[asyncio.Task[None]] = set()
+        self._poller: asyncio.Task[None] | None = None
+        self._writer: AnswerWriter | None = None
         self._closing = False
 
     @property
     def db(self) -> Database:
         db: Database = self.app.state.db
         return db
+
+    @property
+    def writer(self) -> AnswerWriter:
+        """Saves every answer's content and renews its lease, one statement per tick."""
+        if self._writer is None:
+            self._writer = AnswerWriter(self.db, self.settings)
+        return self._writer
 
     @property
     def redis(self) -> aioredis.Redis | None:
@@ -152,6 +162,8 @@ class TurnManager:
             task = asyncio.create_task(self._run(job), name=f"chat-turn-{job.message_id}")
             self._tasks[job.message_id] = task
             task.add_done_callback(lambda t: self._done(job, t))
+        if self.redis is not None and (self._poller is None or self._poller.done()):
+            self._poller = asyncio.create_task(self._watch_stops(), name="chat-stop-flags")
 
     def warm(self, question: str) -> None:
         """Start embedding ``question`` now, while its request is still being written: the
@@ -208,48 +220,47 @@ class TurnManager:
     async def aclose(self) -> None:
         self._closing = True
         tasks = [*self._tasks.values(), *self._warming]
+        if self._poller is not None:
+            tasks.append(self._poller)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.aclose()
 
     # -- one turn -----------------------------------------------------------------------------
 
-    async def _watch_stop(self, message_id: int, stop: asyncio.Event) -> None:
-        if self.redis is None:
-            return
-        name = stop_key(self.settings, message_id)
-        while not stop.is_set():
+    async def _watch_stops(self) -> None:
+        """One poller for every turn of this process: the stop flags of all of them are read
+        with one MGET every CHAT_STOP_POLL_INTERVAL (a poll per turn cost 5 Redis calls per
+        second per answer: 1,000/s at 200 answers). Ends when no turn is left."""
+        redis = self.redis
+        assert redis is not None
+        while self._stops:
+            ids = list(self._stops)
             try:
-                if await self.redis.exists(name):
-                    stop.set()
-                    return
+                flags = await redis.mget([stop_key(self.settings, i) for i in ids])
             except REDIS_DOWN as exc:
-                logger.warning("cannot read the stop flag (%s)", exc)
+                logger.warning("cannot read the stop flags (%s)", exc)
+            else:
+                for message_id, flag in zip(ids, flags, strict=True):
+                    event = self._stops.get(message_id)
+                    if flag is not None and event is not None:
+                        event.set()
             await asyncio.sleep(self.settings.chat_stop_poll_interval)
-
-    async def _heartbeat(self, job: TurnJob, state: TurnState, stop: asyncio.Event) -> None:
-        """Renew the lease on the message until the turn ends; stop the turn if it is lost."""
-        while True:
-            await asyncio.sleep(self.settings.chat_answer_heartbeat_seconds)
-            try:
-                held = await self._save(job.message_id, {})
-            except RENEW_ERRORS as exc:
-                logger.warning("lease of answer %s not renewed (%s)", job.message_id, exc)
-                continue
-            if not held:
-                state.lost = True
-                stop.set()
-                return
 
     async def _run(self, job: TurnJob) -> None:
         state = TurnState()
         stop = self._stops.get(job.message_id) or asyncio.Event()
         logger.info("chat turn started: chat %s, message %s", job.chat_id, job.message_id)
         started = time.perf_counter()
-        helpers: list[asyncio.Task[Any]] = [
-            asyncio.create_task(self._watch_stop(job.message_id, stop)),
-            asyncio.create_task(self._heartbeat(job, state, stop)),
-        ]
+        helpers: list[asyncio.Task[Any]] = []
+
+        def lost() -> None:  # the writer's renewal matched no row: the message is gone
+            state.lost = True
+            stop.set()
+
+        self.writer.add(job.message_id, lambda: state.content, lambda: len(state.pieces), lost)
         status, error = "error", AppError("Internal error", error_code="INTERNAL_ERROR")
         gen: asyncio.Task[None] | None = None
         try:
@@ -274,6 +285,7 @@ class TurnManager:
             error = AppError("The server shut down during the answer", error_code="INTERRUPTED")
             raise
         finally:
+            self.writer.remove(job.message_id)
             for helper in helpers:
                 helper.cancel()
             if gen is not None and not gen.done():
@@ -308,6 +320,7 @@ class TurnManager:
                 job.user_id,
                 job.project_id,
                 job.question,
+                scope=job.scope,
             ),
         )
         if not held:
@@ -320,7 +333,7 @@ class TurnManager:
             state.prompt.history_used,
             (time.perf_counter() - retrieval_started) * 1000,
         )
-        last_save = time.monotonic()
+        # The content so far is saved by the process's AnswerWriter (with the lease).
         # Tokens are queued for Redis without waiting (one pipeline per batch, in order); a
         # token the publisher could not send fails the turn as a failed publish always did.
         sent: deque[asyncio.Future[str]] = deque()
@@ -344,10 +357,6 @@ class TurnManager:
                 )
                 while sent and sent[0].done():
                     sent.popleft().result()
-                if time.monotonic() - last_save >= self.settings.chat_save_interval:
-                    if not await self._save(job.message_id, {"content": state.content}):
-                        raise LeaseLost()
-                    last_save = time.monotonic()
         for future in sent:
             await future
 

@@ -187,6 +187,7 @@ async def code_search(
     rrf_k: float | None = None,
     weights: tuple[float, float] | None = None,
     vector: Awaitable[list[float]] | None = None,
+    candidates: int | None = None,
 ) -> list[CodeResult]:
     """The ``top_k`` best results for ``query``; semantic failures raise their 503s.
 
@@ -194,9 +195,10 @@ async def code_search(
     chunk of every file, the files are fused, and a file is shown by its best chunk (the
     semantic one when it has one). Ranks are then ranks of files. Otherwise chunks are
     ranked and fused as they are, several per file. ``vector``: the query's embedding
-    being computed by the caller (a task several searches await).
+    being computed by the caller (a task several searches await). ``candidates``: taken
+    from each ranking (default SEARCH_CANDIDATES).
     """
-    candidates = max(settings.search_candidates, top_k)
+    candidates = max(candidates or settings.search_candidates, top_k)
     prefix = path_range(path_prefix)
     rows: dict[tuple[int, int], CodeResult] = {}
     semantic_keys: list[tuple[int, int]] = []

@@ -144,6 +144,17 @@ class LLMSettings(BaseModel):
     chat_context_top_k: int = Field(
         8, ge=0, le=50, description="Code chunks and KB pieces retrieved for one answer (each)."
     )
+    chat_search_candidates: int = Field(
+        24,
+        ge=1,
+        le=200,
+        description=(
+            "An answer's hybrid code search: results taken from each ranking before fusion "
+            "(SEARCH_CANDIDATES is for /search). An answer uses CHAT_CONTEXT_TOP_K chunks, and "
+            "every candidate is fetched from the vector store and read back from the database "
+            "before the first token."
+        ),
+    )
     chat_context_max_chars: int = Field(
         12000,
         ge=0,

@@ -71,6 +71,14 @@ class WebSocketSettings(BaseModel):
             'further behind gets `{"type": "replay.truncated"}` and should reload.'
         ),
     )
+    ws_per_message_deflate: bool = Field(
+        False,
+        description=(
+            "Compress WebSocket messages (permessage-deflate) when the client offers it. Off: "
+            "events are small (a chat token is a few bytes of text in a ~200-byte envelope) "
+            "and compressing every one cost ~10% of an API process's CPU with 200 streams."
+        ),
+    )
     ws_task_tracking: bool = Field(
         True,
         description=(

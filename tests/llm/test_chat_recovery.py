@@ -77,6 +77,52 @@ def test_the_heartbeat_must_fit_twice_in_the_lease() -> None:
     Settings(env="test", chat_answer_heartbeat_seconds=5, chat_stale_answer_seconds=10)
 
 
+async def test_one_statement_saves_changed_answers_renews_due_leases_and_reports_lost_ones(
+    db: Database, settings: Settings
+) -> None:
+    from codeatlas.chat.saving import AnswerWriter
+    from tests.code.helpers import make_user
+
+    user = await make_user(db)
+    own = settings.model_copy(update={"chat_answer_heartbeat_seconds": 0.5})
+    _, grows = await add_answer(db, user.id, "streaming", age=120, content="")
+    _, silent = await add_answer(db, user.id, "streaming", age=120, content="")
+    _, swept = await add_answer(db, user.id, "streaming", age=120, content="")
+    pieces: dict[int, list[str]] = {grows: ["a"], silent: [], swept: ["b"]}
+    lost: list[int] = []
+    writer = AnswerWriter(db, own)
+    for mid in pieces:
+        writer.add(
+            mid,
+            lambda m=mid: "".join(pieces[m]),
+            lambda m=mid: len(pieces[m]),
+            lambda m=mid: lost.append(m),
+        )
+    try:
+        before = (utcnow() - timedelta(seconds=60)).replace(tzinfo=None)  # SQLite: naive
+        await writer.tick()  # two answers have content, the silent one's lease is not due
+        assert (await stored(db, grows)).content == "a"
+        assert (await stored(db, silent)).updated_at.replace(tzinfo=None) < before
+        # Another process sweeps one answer; one grows; the silent one's lease falls due.
+        async with db.session() as s, atomic(s):
+            await s.execute(
+                update(ChatMessage).where(ChatMessage.id == swept).values(status="error")
+            )
+        pieces[grows].append("c")
+        pieces[swept].append("d")
+        await asyncio.sleep(0.6)
+        await writer.tick()
+        assert (await stored(db, grows)).content == "ac"
+        renewed = (await stored(db, silent)).updated_at.replace(tzinfo=None)
+        assert renewed > before  # renewed without content
+        assert (await stored(db, swept)).content == "b"  # not written after the sweep
+        assert lost == [swept]  # its turn is told, once
+        await writer.tick()
+        assert lost == [swept]
+    finally:
+        await writer.aclose()
+
+
 async def test_sweep_marks_only_expired_leases(db: Database, settings: Settings) -> None:
     from tests.code.helpers import make_user
 
