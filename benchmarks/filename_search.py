@@ -3,11 +3,11 @@ trigram index, in the database and through HTTP against a running ``codeatlas se
 
 Run as ``python benchmarks/filename_search.py --rows 1000000`` (it lives outside the
 installed package because it DROPs and re-creates its database). It builds a fresh
-database (Alembic to head), fills it with ``INSERT … SELECT generate_series`` batches of
-realistic paths (``src/billing/invoice_7/user_service.py``; ``__init__.py`` and
-``index.ts`` in every directory), then times one mix
-of queries (exact names, basename prefixes, common and rare fragments, long paths, misses,
-1-2 character queries) through :func:`codeatlas.code.search.search_filenames`:
+database (Alembic to head), fills it by COPY with real paths: every file of the packages
+installed in site-packages, replicated as ``copyNNNN/<path>`` to reach the row count (the
+corpus is printed), then times one mix of queries taken from those paths (exact names,
+basename prefixes, common and rare fragments, paths, misses, 1-2 character queries)
+through :func:`codeatlas.code.search.search_filenames`:
 
 1. without the trigram index ``ix_code_documents_file_path_squashed_trgm`` (dropped after
    the load; the basename index stays, so this measures what the trigram index adds);
@@ -22,15 +22,20 @@ runs over all N rows (the hardest case); a per-project run is printed too.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
+import re
+import site
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,192 +44,70 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex
 
 TRGM_INDEX = "ix_code_documents_file_path_squashed_trgm"
+COLUMNS = [
+    "project_id", "file_path", "file_name", "language", "size", "content_hash", "parseable",
+    "status", "version", "created_at", "updated_at",
+]  # fmt: skip
 SEARCH_INDEXES = ("ix_code_documents_file_name_search", TRGM_INDEX)
 DB_P95_TARGET_MS = 5.0
 HTTP_P95_TARGET_MS = 20.0
 SPEEDUP_TARGET = 10.0
 
-WORDS = [
-    "user",
-    "account",
-    "billing",
-    "invoice",
-    "payment",
-    "order",
-    "cart",
-    "product",
-    "search",
-    "index",
-    "router",
-    "handler",
-    "service",
-    "model",
-    "schema",
-    "view",
-    "controller",
-    "client",
-    "server",
-    "config",
-    "settings",
-    "auth",
-    "token",
-    "session",
-    "cache",
-    "queue",
-    "worker",
-    "job",
-    "task",
-    "event",
-    "logger",
-    "metrics",
-    "health",
-    "admin",
-    "api",
-    "db",
-    "migration",
-    "storage",
-    "upload",
-    "file",
-    "image",
-    "parser",
-    "lexer",
-    "render",
-    "template",
-    "widget",
-    "button",
-    "modal",
-    "form",
-    "table",
-    "chart",
-    "utils",
-    "helpers",
-    "common",
-    "core",
-    "base",
-    "types",
-    "errors",
-    "exceptions",
-    "validators",
-    "serializers",
-    "fixtures",
-    "factory",
-    "email",
-    "notification",
-    "webhook",
-    "report",
-    "export",
-    "import",
-    "sync",
-    "stream",
-    "socket",
-    "graph",
-    "node",
-    "tree",
-    "list",
-    "map",
-    "filter",
-    "sort",
-    "page",
-    "layout",
-    "theme",
-    "style",
-    "icon",
-    "menu",
-    "nav",
-    "header",
-    "footer",
-    "sidebar",
-    "dashboard",
-    "profile",
-    "team",
-    "project",
-    "member",
-    "role",
-    "permission",
-    "policy",
-    "audit",
-    "history",
-    "log",
-    "trace",
-    "span",
-    "plugin",
-    "loader",
-    "registry",
-    "adapter",
-    "gateway",
-    "proxy",
-    "client_id",
-    "retry",
-    "backoff",
-    "limiter",
-]
-TOPS = [
-    "src",
-    "lib",
-    "app",
-    "pkg",
-    "internal",
-    "cmd",
-    "tests",
-    "docs",
-    "web",
-    "scripts",
-    "tools",
-    "services",
-    "packages",
-    "modules",
-]
-EXTS = [
-    (".py", "python"), (".py", "python"), (".py", "python"), (".ts", "typescript"),
-    (".tsx", "tsx"), (".js", "javascript"), (".go", "go"), (".rs", "rust"),
-    (".java", "java"), (".md", "markdown"), (".json", "json"), (".yml", "yaml"),
-    (".c", "c"), (".h", "c"), (".rb", "ruby"), (".sql", "sql"),
-]  # fmt: skip
+
+@dataclass
+class Corpus:
+    """Real paths: every file of the packages installed in this environment's site-packages
+    (``__pycache__`` and ``*.dist-info`` left out), as the repositories users upload are
+    laid out. Replicated with path variation (``copyNNNN/<path>``) to reach the row count;
+    each project holds a contiguous run of files, as one repository does."""
+
+    root: Path
+    paths: list[str]
+
+    @classmethod
+    def load(cls) -> Corpus:
+        root = next(
+            (Path(c) for c in site.getsitepackages() if (Path(c) / "starlette").is_dir()), None
+        )
+        if root is None:
+            raise SystemExit("no site-packages with starlette found")
+        paths: list[str] = []
+        for directory, dirs, files in os.walk(root):
+            skip = (".dist-info", ".egg-info")
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.endswith(skip))
+            rel = Path(directory).relative_to(root)
+            paths += [str(rel / f) if str(rel) != "." else f for f in sorted(files)]
+        return cls(root, [p for p in paths if len(p) <= 900])
+
+    def describe(self, rows: int, projects: int) -> str:
+        names = Counter(p.rsplit("/", 1)[-1] for p in self.paths)
+        tops = {p.split("/", 1)[0] for p in self.paths}
+        return (
+            f"corpus: {len(self.paths):,} real files of {len(tops)} top-level entries of "
+            f"{self.root} ({len(names):,} distinct file names; most common: "
+            f"{', '.join(f'{n} x{c}' for n, c in names.most_common(3))}), replicated "
+            f"x{rows / len(self.paths):.1f} as copyNNNN/<path> into {projects} projects of "
+            f"{-(-rows // projects):,} files"
+        )
+
+    def row(self, i: int, per_project: int) -> tuple[int, str, str]:
+        base = self.paths[i % len(self.paths)]
+        path = f"copy{i // len(self.paths):04d}/{base}"
+        return 1 + i // per_project, path, base.rsplit("/", 1)[-1]
+
+    def words(self) -> list[str]:
+        """The commonest words of the paths (``client``, ``test``, ``utils``): common fragments."""
+        counts = Counter(
+            w for p in self.paths for w in re.split(r"[/_.\-]", p.lower()) if len(w) >= 3
+        )
+        return [w for w, _ in counts.most_common(80)]
 
 
-def vocabulary(size: int, rng: random.Random) -> list[tuple[str, str]]:
-    """File names with their language; the two very common ones first."""
-    names: dict[str, str] = {"__init__.py": "python", "index.ts": "typescript"}
-    while len(names) < size:
-        a, b = rng.choice(WORDS), rng.choice(WORDS)
-        ext, lang = rng.choice(EXTS)
-        style = rng.random()
-        if ext in (".tsx", ".java") or style < 0.1:
-            name = a.title().replace("_", "") + b.title().replace("_", "") + ext
-        elif style < 0.25:
-            name = f"test_{a}_{b}{ext}" if ext == ".py" else f"{a}_{b}.test{ext}"
-        else:
-            name = f"{a}_{b}{ext}"
-        names.setdefault(name, lang)
-    return list(names.items())
-
-
-FILL_SQL = """
-INSERT INTO code_documents (project_id, file_path, file_name, language, size, content_hash,
-                            parseable, status, version, created_at, updated_at)
-SELECT s.p,
-       ($1::text[])[1 + s.c % cardinality($1::text[])] || '/'
-         || ($2::text[])[1 + (s.c * 3 + s.p) % cardinality($2::text[])] || '/'
-         || ($2::text[])[1 + (s.c * 7 + s.p * 5) % cardinality($2::text[])] || '_' || s.c
-         || '/' || ($3::text[])[s.n],
-       ($3::text[])[s.n], ($4::text[])[s.n],
-       200 + (s.i::bigint * 7919) % 50000, md5(s.i::text) || md5((s.i + 1)::text),
-       true, 'searchable', 1, now(), now()
-FROM (
-    SELECT i, p, c,
-           CASE WHEN k = 0 THEN 1 WHEN k = 1 THEN 2
-                ELSE 3 + (k * 7 + c * 13 + p * 101) % ($5::int - 2) END AS n
-    FROM (SELECT i, 1 + i / $6::int AS p, (i % $6::int) / 20 AS c, (i % $6::int) % 20 AS k
-          FROM generate_series($7::int, $8::int) AS i) raw
-) s
-"""
-
-
-def make_queries(
-    count: int, names: list[tuple[str, str]], rng: random.Random
-) -> list[tuple[str, str]]:
-    """(kind, query): the realistic mix the benchmark times."""
-    plain = [n for n, _ in names[2:]]
+def make_queries(count: int, corpus: Corpus, rng: random.Random) -> list[tuple[str, str]]:
+    """(kind, query): the realistic mix the benchmark times, all taken from real paths."""
+    names = Counter(p.rsplit("/", 1)[-1] for p in corpus.paths)
+    common = [n for n, _ in names.most_common(3)]
+    words = corpus.words()
     kinds = (
         ["exact"] * 22 + ["exact-common"] * 3 + ["prefix"] * 20 + ["fragment-common"] * 12
         + ["fragment-rare"] * 10 + ["path"] * 8 + ["long-path"] * 5 + ["miss"] * 12
@@ -233,22 +116,25 @@ def make_queries(
     out = []
     for _ in range(count):
         kind = rng.choice(kinds)
-        name = rng.choice(plain)
+        path = rng.choice(corpus.paths)
+        parts = path.split("/")
+        name = parts[-1]
         if kind == "exact":
             q = name
         elif kind == "exact-common":
-            q = rng.choice(["__init__.py", "index.ts"])
+            q = rng.choice(common)
         elif kind == "prefix":
             q = name[: rng.randint(3, 8)]
         elif kind == "fragment-common":
-            q = rng.choice(WORDS)
+            q = rng.choice(words)
         elif kind == "fragment-rare":
             start = rng.randint(0, max(0, len(name) - 6))
             q = name[start : start + rng.randint(5, 9)]
-        elif kind == "path":
-            q = f"{rng.choice(TOPS)}/{rng.choice(WORDS)}"
-        elif kind == "long-path":
-            q = f"{rng.choice(WORDS)}_{rng.randint(0, 49)}/{name}"
+        elif kind == "path" and len(parts) > 1:
+            i = rng.randrange(len(parts) - 1)
+            q = f"{parts[i]}/{parts[i + 1][: rng.randint(3, 8)]}"
+        elif kind in ("path", "long-path"):
+            q = "/".join(parts[-3:])
         elif kind == "miss":
             letters = "bcdfghjklmnpqrstvwxz"
             q = "".join(rng.choice(letters) for _ in range(rng.randint(4, 12)))
@@ -304,9 +190,10 @@ class Bench:
         await asyncio.to_thread(migrate.upgrade, settings)
         db = Database(settings)
         try:
-            names = vocabulary(3000, rng)
-            user_id = await self.fill(db, names)
-            queries = make_queries(self.queries, names, rng)
+            corpus = Corpus.load()
+            self.log(corpus.describe(self.rows, self.projects))
+            user_id = await self.fill(db, corpus)
+            queries = make_queries(self.queries, corpus, rng)
             kinds: dict[str, int] = {}
             for kind, _ in queries:
                 kinds[kind] = kinds.get(kind, 0) + 1
@@ -358,7 +245,9 @@ class Bench:
             self.log(f"  [{'PASS' if ok else 'FAIL'}] {name}")
         return 0 if all(checks.values()) else 1
 
-    async def fill(self, db: Any, names: list[tuple[str, str]]) -> int:
+    async def fill(self, db: Any, corpus: Corpus) -> int:
+        from codeatlas.code.languages import detect_language
+
         started = time.perf_counter()
         async with db.engine.begin() as conn:
             user_id = (
@@ -388,22 +277,25 @@ class Bench:
             # parameters are simplest there.
             driver = (await conn.get_raw_connection()).driver_connection
             assert driver is not None
-            # Each statement well within the driver's 30 s command timeout on a loaded machine.
-            batch = 50_000
+            # COPY in batches, each well within the driver's 30 s command timeout.
+            per_project = -(-self.rows // self.projects)
+            now = datetime.now(UTC)
+            batch = 100_000
             for start in range(0, self.rows, batch):
-                end = min(self.rows, start + batch) - 1
-                await driver.execute(
-                    FILL_SQL,
-                    TOPS,
-                    WORDS,
-                    [n for n, _ in names],
-                    [lang for _, lang in names],
-                    len(names),
-                    -(-self.rows // self.projects),  # files per project
-                    start,
-                    end,
+                records = []
+                for i in range(start, min(self.rows, start + batch)):
+                    project, path, name = corpus.row(i, per_project)
+                    records.append(
+                        (
+                            project, path, name, detect_language(path), 200 + i * 7919 % 50000,
+                            hashlib.sha256(path.encode()).hexdigest(), True, "searchable", 1,
+                            now, now,
+                        )
+                    )  # fmt: skip
+                await driver.copy_records_to_table(
+                    "code_documents", records=records, columns=COLUMNS, timeout=120
                 )
-                self.log(f"  inserted {end + 1:>9,} rows")
+                self.log(f"  inserted {start + len(records):>9,} rows")
         async with db.engine.connect() as conn:
             conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(text("VACUUM ANALYZE code_documents"))
