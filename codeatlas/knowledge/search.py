@@ -17,7 +17,17 @@ import logging
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ARRAY, ColumnElement, Integer, and_, func, or_, select, type_coerce
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -165,6 +175,36 @@ def _any_pair(
 CodeRow = tuple[CodeChunk, str, str | None]
 
 
+def code_rows_query(
+    dialect: str, pairs: list[tuple[int, int]], scope: Scope
+) -> Select[CodeChunk, str, str | None]:
+    """The statement of :func:`code_rows` for ``dialect`` (``pairs`` not empty)."""
+    query = select(CodeChunk, CodeDocument.file_path, CodeDocument.language).join(
+        CodeDocument, CodeDocument.id == CodeChunk.document_id
+    )
+    if dialect == "postgresql":
+        wanted = (
+            select(
+                func.unnest(type_coerce([a for a, _ in pairs], ARRAY(Integer))).label("d"),
+                func.unnest(type_coerce([b for _, b in pairs], ARRAY(Integer))).label("i"),
+            )
+        ).subquery()
+        query = query.join(
+            wanted, and_(CodeChunk.document_id == wanted.c.d, CodeChunk.index == wanted.c.i)
+        ).where(CodeChunk.project_id == func.any(type_coerce(scope.project_ids, ARRAY(Integer))))
+    else:
+        # ``project_id + 0``: an expression, so SQLite cannot answer the statement from the
+        # project_id index. Without statistics (the embedded default never ANALYZEs) its
+        # planner preferred that index and read every chunk of the project to filter the
+        # pairs: 31 ms for 3 pairs, 68 ms for 48 at 100 k chunks in one project, against
+        # one lookup per pair through (document_id, index).
+        query = query.where(
+            _any_pair(CodeChunk.document_id, CodeChunk.index, pairs),
+            (CodeChunk.project_id + 0).in_(scope.project_ids),
+        )
+    return query
+
+
 async def code_rows(
     session: AsyncSession, pairs: Sequence[tuple[int, int]], scope: Scope
 ) -> dict[tuple[int, int], CodeRow]:
@@ -180,24 +220,7 @@ async def code_rows(
     pairs = list(dict.fromkeys(pairs))
     if not pairs or not scope.project_ids:
         return {}
-    query = select(CodeChunk, CodeDocument.file_path, CodeDocument.language).join(
-        CodeDocument, CodeDocument.id == CodeChunk.document_id
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        wanted = (
-            select(
-                func.unnest(type_coerce([a for a, _ in pairs], ARRAY(Integer))).label("d"),
-                func.unnest(type_coerce([b for _, b in pairs], ARRAY(Integer))).label("i"),
-            )
-        ).subquery()
-        query = query.join(
-            wanted, and_(CodeChunk.document_id == wanted.c.d, CodeChunk.index == wanted.c.i)
-        ).where(CodeChunk.project_id == func.any(type_coerce(scope.project_ids, ARRAY(Integer))))
-    else:
-        query = query.where(
-            _any_pair(CodeChunk.document_id, CodeChunk.index, pairs),
-            CodeChunk.project_id.in_(scope.project_ids),
-        )
+    query = code_rows_query(session.get_bind().dialect.name, pairs, scope)
     rows = await session.execute(query)
     return {(c.document_id, c.index): (c, path, lang) for c, path, lang in rows}
 

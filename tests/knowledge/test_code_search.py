@@ -242,3 +242,30 @@ async def test_results_are_files_unless_chunks_are_asked_for(kit: Kit, team: Tea
     chunk_paths = [r["path"] for r in chunks]
     assert chunk_paths.count("app/auth/passwords.py") == 3  # every chunk of the file
     assert len({r["id"] for r in chunks}) == len(chunks)
+
+
+def test_sqlite_reads_hits_back_by_document_and_index_not_by_project(tmp_path: Any) -> None:
+    """The embedded default's read-back of search hits: one (document_id, index) lookup per
+    hit. Without statistics SQLite's planner preferred the project_id index and read every
+    chunk of the project (70 ms per search at 100 k chunks in one project)."""
+    import sqlite3
+
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+    from codeatlas.db import migrate
+    from codeatlas.knowledge.search import Scope, code_rows_query
+    from codeatlas.settings import Settings
+
+    path = tmp_path / "plan.db"
+    migrate.upgrade(Settings(database_url=f"sqlite+aiosqlite:///{path}", env="test"))
+    statement = code_rows_query("sqlite", [(1, 0), (2, 3), (7, 1)], Scope([1]))
+    compiled = statement.compile(
+        dialect=sqlite_dialect.dialect(), compile_kwargs={"render_postcompile": True}
+    )
+    params = [compiled.params[name] for name in compiled.positiontup or []]
+    with sqlite3.connect(path) as conn:
+        plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {compiled}", params)]
+    chunk_steps = [step for step in plan if "code_chunks" in step]
+    assert chunk_steps and all(
+        "ix_code_chunks_document_id_index" in step for step in chunk_steps
+    ), plan
