@@ -19,7 +19,7 @@ import logging
 from itertools import chain, zip_longest
 
 from codeatlas.db.session import Database
-from codeatlas.knowledge.code_search import CodeResult, code_search
+from codeatlas.knowledge.code_search import CodeResult, Mode, code_search
 from codeatlas.knowledge.errors import EmbeddingsDown, ModelMismatch, VectorStoreDown
 from codeatlas.knowledge.indexing import KIND_CODE, KIND_ENTRY
 from codeatlas.knowledge.runtime import KnowledgeRuntime
@@ -56,36 +56,29 @@ async def _code(
     q: str,
     vector: asyncio.Task[list[float]],
 ) -> list[Hit]:
-    k = settings.chat_context_top_k
     async with db.session() as session:
-        try:
-            found = await code_search(
+
+        async def search(mode: Mode) -> list[CodeResult]:
+            return await code_search(
                 session,
                 runtime,
                 settings,
                 scope,
                 q,
-                mode="hybrid",
-                top_k=k,
+                mode=mode,
+                top_k=settings.chat_context_top_k,
                 group_by_file=False,
-                vector=vector,
+                vector=vector,  # not awaited by a keyword search
                 candidates=settings.chat_search_candidates,
             )
+
+        try:
+            found = await search("hybrid")
         except SEMANTIC_DOWN as exc:
             logger.warning(
                 "semantic code search unavailable (%s): keyword ranking only", exc.error_code
             )
-            found = await code_search(
-                session,
-                runtime,
-                settings,
-                scope,
-                q,
-                mode="keyword",
-                top_k=k,
-                group_by_file=False,
-                candidates=settings.chat_search_candidates,
-            )
+            found = await search("keyword")
     return [_hit(r) for r in found]
 
 

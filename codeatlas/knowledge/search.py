@@ -149,14 +149,17 @@ async def vector_search(
 # -- reading hits back from the database ---------------------------------------------------
 
 
+def pair_of(hit: VectorHit) -> tuple[int, int] | None:
+    """The ``(document_id, chunk_index)`` a point stands for; None for a point written by
+    something else (never shown)."""
+    try:
+        return int(hit.payload["document_id"]), int(hit.payload["chunk_index"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def pairs_of(hits: Iterable[VectorHit]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for h in hits:
-        try:
-            out.append((int(h.payload["document_id"]), int(h.payload["chunk_index"])))
-        except (KeyError, TypeError, ValueError):
-            continue  # a point written by something else: never shown
-    return out
+    return [pair for h in hits if (pair := pair_of(h)) is not None]
 
 
 def _any_pair(
@@ -229,11 +232,8 @@ def code_hits(hits: Sequence[VectorHit], found: dict[tuple[int, int], CodeRow]) 
     """``hits`` whose chunk was found (:func:`code_rows`) with the text they were made of."""
     out: list[Hit] = []
     for h in hits:
-        try:
-            key = (int(h.payload["document_id"]), int(h.payload["chunk_index"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-        row = found.get(key)
+        key = pair_of(h)
+        row = found.get(key) if key is not None else None
         if row is None or row[0].content_hash != h.payload.get("content_hash"):
             continue
         chunk, path, language = row
