@@ -118,7 +118,12 @@ async def publish_event(
     """
     settings = settings or settings_for(redis)
     body = envelope_body(type, data, request_id if request_id is not None else get_request_id())
-    event_id = await redis.eval(
+    return _str(await redis.eval(*_publish_args(settings, user_id, body)))
+
+
+def _publish_args(settings: Settings, user_id: int, body: str) -> tuple[Any, ...]:
+    """The arguments of ``EVAL`` of the publish script for one event."""
+    return (
         _PUBLISH,
         2,
         user_stream(settings, user_id),
@@ -127,7 +132,6 @@ async def publish_event(
         settings.events_stream_maxlen,
         settings.events_stream_ttl_seconds,
     )
-    return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
 
 
 @dataclass(slots=True)
@@ -192,15 +196,7 @@ class EventBatcher:
     async def _send(self, batch: list[_Queued], settings: Settings) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for item in batch:
-            pipe.eval(
-                _PUBLISH,
-                2,
-                user_stream(settings, item.user_id),
-                user_channel(settings, item.user_id),
-                item.body,
-                settings.events_stream_maxlen,
-                settings.events_stream_ttl_seconds,
-            )
+            pipe.eval(*_publish_args(settings, item.user_id, item.body))
         try:
             ids = await pipe.execute()
         except BaseException as exc:
@@ -218,9 +214,7 @@ class EventBatcher:
             raise
         for item, event_id in zip(batch, ids, strict=True):
             if not item.future.done():
-                item.future.set_result(
-                    event_id.decode() if isinstance(event_id, bytes) else str(event_id)
-                )
+                item.future.set_result(_str(event_id))
 
     async def aclose(self, grace: float = 2.0) -> None:
         """Send what is queued (for up to ``grace`` seconds), then stop."""
