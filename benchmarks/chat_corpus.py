@@ -57,7 +57,7 @@ from keyword_search import _site_packages, build_base  # noqa: E402
 
 from codeatlas.code.languages import detect_language  # noqa: E402
 from codeatlas.code.parsing import ParseResult, parse_source  # noqa: E402
-from codeatlas.code.tasks import _chunk_rows, _Snapshot  # noqa: E402
+from codeatlas.code.tasks import _chunk_rows, _Snapshot, symbol_rows  # noqa: E402
 from codeatlas.db import migrate  # noqa: E402
 from codeatlas.db.session import Database, atomic  # noqa: E402
 from codeatlas.knowledge.chunking import code_embed_text  # noqa: E402
@@ -275,26 +275,12 @@ async def _owner_and_project(db: Database, chunks: int) -> tuple[int, int]:
         return user.id, project.id
 
 
-def _symbols(result: ParseResult) -> list[dict[str, Any]]:
-    """``code_documents.symbols`` as ``code.process_file`` stores it."""
-    return [
-        {
-            "name": sym.name,
-            "kind": sym.kind,
-            "start_line": sym.start_line,
-            "end_line": sym.end_line,
-            "parent": sym.parent,
-        }
-        for sym in result.symbols
-    ]
-
-
 async def _write_rows(
     db: Database, project_id: int, layout: list[tuple[int, _File, int]]
 ) -> list[_Doc]:
     """Documents and chunks, bulk-inserted; the (detached) rows, for the points."""
     out: list[_Doc] = []
-    symbols = {id(f): _symbols(f.result) for _, f, _ in layout}
+    symbols = {id(f): symbol_rows(f.result) for _, f, _ in layout}
     for start in range(0, len(layout), BATCH):
         part = layout[start : start + BATCH]
         docs: list[dict[str, Any]] = [

@@ -67,6 +67,20 @@ def _read(storage: UploadStorage, snap: _Snapshot) -> bytes:
         return f.read()
 
 
+def symbol_rows(result: ParseResult) -> list[dict[str, Any]]:
+    """``code_documents.symbols`` of a parsed file."""
+    return [
+        {
+            "name": sym.name,
+            "kind": sym.kind,
+            "start_line": sym.start_line,
+            "end_line": sym.end_line,
+            "parent": sym.parent,
+        }
+        for sym in result.symbols
+    ]
+
+
 def _chunk_rows(snap: _Snapshot, result: ParseResult) -> list[dict[str, Any]]:
     return [
         {
@@ -141,16 +155,7 @@ async def process_document(
     # CPU-bound: off the event loop, which every job of this worker process shares.
     result = await asyncio.to_thread(parse_source, text, snap.language)
 
-    symbols = [
-        {
-            "name": sym.name,
-            "kind": sym.kind,
-            "start_line": sym.start_line,
-            "end_line": sym.end_line,
-            "parent": sym.parent,
-        }
-        for sym in result.symbols
-    ]
+    symbols = symbol_rows(result)
     chunk_rows = _chunk_rows(snap, result)
     async with db.session() as s, atomic(s):
         stored = await s.execute(
