@@ -241,21 +241,12 @@ async def _ensure_database(url: str) -> None:
         if u.database:
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
         return
-    import asyncpg
+    from tests.conftest import pg_admin
 
-    admin = await asyncpg.connect(
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        database="postgres",
-    )
-    try:
+    async with pg_admin(url) as admin:
         if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", u.database):
             await admin.execute(f'CREATE DATABASE "{u.database}"')
             print(f"  created database {u.database}", flush=True)
-    finally:
-        await admin.close()
 
 
 async def _owner_and_project(db: Database, chunks: int) -> tuple[int, int]:

@@ -43,6 +43,8 @@ from sqlalchemy import Index, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 TRGM_INDEX = "ix_code_documents_file_path_squashed_trgm"
 COLUMNS = [
     "project_id", "file_path", "file_name", "language", "size", "content_hash", "parseable",
@@ -466,23 +468,11 @@ def _free_port() -> int:
 
 
 async def recreate_database(url: str) -> None:
-    import asyncpg
+    from tests.conftest import _recreate_pg_database
 
-    u = make_url(url)
-    if u.get_backend_name() != "postgresql":
+    if make_url(url).get_backend_name() != "postgresql":
         raise SystemExit("the filename-search benchmark needs PostgreSQL (postgresql+asyncpg://)")
-    admin = await asyncpg.connect(
-        host=u.host or "127.0.0.1",
-        port=u.port or 5432,
-        user=u.username,
-        password=u.password,
-        database="postgres",
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{u.database}"')
-    finally:
-        await admin.close()
+    await _recreate_pg_database(url)
 
 
 def run(

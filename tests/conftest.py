@@ -13,6 +13,7 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +44,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _recreate_pg_database(url: str) -> None:
+@asynccontextmanager
+async def pg_admin(url: str) -> AsyncIterator[Any]:
+    """An asyncpg connection to the maintenance database ``postgres`` of the server ``url``
+    names (to create or drop ``url``'s own database); tests and benchmarks share it."""
     import asyncpg
 
     u = make_url(url)
     admin = await asyncpg.connect(
-        host=u.host or "127.0.0.1", port=u.port or 5432, user=u.username, database="postgres"
+        host=u.host or "127.0.0.1",
+        port=u.port or 5432,
+        user=u.username,
+        password=u.password,
+        database="postgres",
     )
     try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{u.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{u.database}"')
+        yield admin
     finally:
         await admin.close()
+
+
+async def _recreate_pg_database(url: str) -> None:
+    name = make_url(url).database
+    async with pg_admin(url) as admin:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
 
 
 def make_database_url(backend: str, tmp: Path, name: str) -> str:
